@@ -1,0 +1,274 @@
+"""The model registry on S3: immutable versions, alias pointers, an append-only alias history.
+
+Layout under the bucket (see DESIGN.md):
+    models/<name>/v<N>/model.joblib      what KServe's sklearn runtime loads
+    models/<name>/v<N>/manifest.json     written last: a version exists once its manifest does
+    models/<name>/claims/v<N>/<token>    version-number claims, so racing writers never collide
+    models/<name>/aliases/<alias>.json   one small pointer object per alias (one PUT moves it)
+    models/<name>/history/<time>-<token>.json   one object per alias move, never rewritten
+"""
+
+from __future__ import annotations
+
+import getpass
+import hashlib
+import io
+import json
+import os
+import random
+import re
+import secrets
+import socket
+import time
+from datetime import UTC, datetime
+
+import joblib
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from tasks.s3 import ObjectNotFound, ObjectStore
+
+ALIAS_PATTERN = re.compile(r"^[a-z][a-z0-9-]{0,31}$")
+VERSION_DIR = re.compile(r"/v(\d+)/$")
+
+
+class RegistryError(RuntimeError):
+    """The registry refused an operation; the message says why."""
+
+
+class IntegrityError(RegistryError):
+    """A model file does not match the sha256 in its manifest: it is never loaded."""
+
+
+class VersionNotFound(RegistryError):
+    """No complete version (model file and manifest) under that number or alias."""
+
+
+class DataSummary(BaseModel):
+    model_config = ConfigDict(frozen=True)
+    digest: str
+    rows: int
+    source: str = ""
+
+
+class Manifest(BaseModel):
+    """Everything needed to trust, reproduce and serve one model version."""
+
+    model_config = ConfigDict(frozen=True)
+
+    name: str
+    version: int
+    sha256: str
+    size_bytes: int
+    storage_uri: str
+    features: list[str]
+    target: str
+    metrics: dict[str, float]
+    slice_metrics: dict[str, dict[str, float]] = Field(default_factory=dict)
+    data: DataSummary
+    contract: dict[str, str]
+    git_revision: str
+    params: dict[str, object]
+    library_versions: dict[str, str]
+    parent: int | None
+    created_at: datetime
+    created_by: str
+    reason: str = ""
+
+
+class ModelSpec(BaseModel):
+    """What a caller hands to `register`: all of the manifest but what the registry decides."""
+
+    model_config = ConfigDict(frozen=True)
+
+    features: list[str]
+    target: str
+    metrics: dict[str, float]
+    slice_metrics: dict[str, dict[str, float]] = Field(default_factory=dict)
+    data: DataSummary
+    contract: dict[str, str]
+    git_revision: str
+    params: dict[str, object]
+    library_versions: dict[str, str]
+    parent: int | None = None
+    reason: str = ""
+
+
+class AliasMove(BaseModel):
+    """One entry of the append-only alias history."""
+
+    model_config = ConfigDict(frozen=True)
+
+    alias: str
+    from_version: int | None
+    to_version: int | None
+    at: datetime
+    by: str
+    reason: str
+
+
+def actor() -> str:
+    """Who is acting: the Prefect flow run when there is one, else user@host."""
+    run = os.environ.get("PREFECT__FLOW_RUN_ID")
+    return f"flow-run/{run}" if run else f"{getpass.getuser()}@{socket.gethostname()}"
+
+
+class ModelRegistry:
+    """Versions and aliases of one model name in one bucket."""
+
+    def __init__(self, store: ObjectStore, name: str) -> None:
+        self.store = store
+        self.name = name
+        self.prefix = f"models/{name}/"
+
+    # -- versions -------------------------------------------------------------------------
+    def register(self, model: object, spec: ModelSpec, max_attempts: int = 30) -> Manifest:
+        """Store a new version; racing callers get distinct numbers and nothing is overwritten."""
+        buffer = io.BytesIO()
+        joblib.dump(model, buffer)
+        payload = buffer.getvalue()
+        version = self._claim_version(max_attempts)
+        directory = f"{self.prefix}v{version}/"
+        manifest = Manifest(
+            name=self.name,
+            version=version,
+            sha256=hashlib.sha256(payload).hexdigest(),
+            size_bytes=len(payload),
+            storage_uri=f"s3://{self.store.bucket}/{directory}",
+            created_at=datetime.now(UTC),
+            created_by=actor(),
+            **spec.model_dump(),
+        )
+        self.store.put_bytes(directory + "model.joblib", payload)
+        # The manifest is the commit point: a version without one is invisible everywhere.
+        self.store.put_bytes(
+            directory + "manifest.json",
+            manifest.model_dump_json(indent=2).encode(),
+            "application/json",
+        )
+        return manifest
+
+    def _claim_version(self, max_attempts: int) -> int:
+        """Claim the next version number: a claim wins only if it is alone under its number.
+
+        On a strongly consistent store (MinIO, SeaweedFS, S3) two writers can never both see
+        themselves alone, so no number is ever given twice; losers withdraw and try again.
+        """
+        for _ in range(max_attempts):
+            version = max(self._claimed_numbers(), default=0) + 1
+            claim = f"{self.prefix}claims/v{version}/{secrets.token_hex(8)}"
+            self.store.put_bytes(claim, actor().encode())
+            if list(self.store.list_keys(f"{self.prefix}claims/v{version}/")) == [claim]:
+                return version
+            self.store.delete(claim)
+            time.sleep(random.uniform(0.01, 0.15))
+        raise RegistryError(f"could not claim a version of {self.name} in {max_attempts} attempts")
+
+    def _claimed_numbers(self) -> list[int]:
+        keys = self.store.list_keys(f"{self.prefix}claims/", recursive=False)
+        return [int(match.group(1)) for key in keys if (match := VERSION_DIR.search(key))]
+
+    def manifest(self, version: int) -> Manifest:
+        key = f"{self.prefix}v{version}/manifest.json"
+        try:
+            raw = self.store.get_bytes(key)
+        except ObjectNotFound as error:
+            raise VersionNotFound(f"{self.name} v{version} does not exist (no manifest)") from error
+        try:
+            return Manifest.model_validate_json(raw)
+        except ValidationError as error:
+            raise IntegrityError(
+                f"{self.name} v{version}: manifest is not valid: {error}"
+            ) from error
+
+    def versions(self) -> list[Manifest]:
+        """Every complete version, oldest first."""
+        keys = self.store.list_keys(self.prefix, recursive=False)
+        numbers = sorted(int(match.group(1)) for key in keys if (match := VERSION_DIR.search(key)))
+        found = []
+        for number in numbers:
+            try:
+                found.append(self.manifest(number))
+            except VersionNotFound:
+                continue  # claimed but never completed (a crashed registration): not a version
+        return found
+
+    def load_bytes(self, version: int) -> tuple[Manifest, bytes]:
+        """The verified model file of a version; raises IntegrityError on a sha256 mismatch."""
+        manifest = self.manifest(version)
+        try:
+            payload = self.store.get_bytes(f"{self.prefix}v{version}/model.joblib")
+        except ObjectNotFound as error:
+            raise VersionNotFound(f"{self.name} v{version} has a manifest but no model") from error
+        actual = hashlib.sha256(payload).hexdigest()
+        if actual != manifest.sha256:
+            raise IntegrityError(
+                f"{self.name} v{version}: model.joblib sha256 {actual[:12]}… does not match "
+                f"the manifest's {manifest.sha256[:12]}…; refusing to load it"
+            )
+        return manifest, payload
+
+    def load(self, version: int) -> tuple[Manifest, object]:
+        """Load a version's model, only after its sha256 matched the manifest."""
+        manifest, payload = self.load_bytes(version)
+        return manifest, joblib.load(io.BytesIO(payload))
+
+    # -- aliases --------------------------------------------------------------------------
+    def alias(self, alias: str) -> int | None:
+        """The version an alias points at now, or None if it points nowhere."""
+        _check_alias(alias)
+        try:
+            raw = self.store.get_bytes(f"{self.prefix}aliases/{alias}.json")
+        except ObjectNotFound:
+            return None
+        return json.loads(raw)["version"]
+
+    def aliases(self) -> dict[str, int]:
+        keys = self.store.list_keys(f"{self.prefix}aliases/")
+        names = [key.rsplit("/", 1)[-1].removesuffix(".json") for key in keys]
+        return {name: version for name in names if (version := self.alias(name)) is not None}
+
+    def set_alias(self, alias: str, version: int | None, reason: str) -> AliasMove:
+        """Point an alias at a complete, verified version (or clear it with None), and record it."""
+        _check_alias(alias)
+        if version is not None:
+            self.load_bytes(version)  # must exist and verify before anything points at it
+        current = self.alias(alias)
+        key = f"{self.prefix}aliases/{alias}.json"
+        move = AliasMove(
+            alias=alias,
+            from_version=current,
+            to_version=version,
+            at=datetime.now(UTC),
+            by=actor(),
+            reason=reason,
+        )
+        if version is None:
+            self.store.delete(key)
+        else:
+            pointer = {"alias": alias, "version": version, "at": move.at.isoformat(), "by": move.by}
+            self.store.put_bytes(key, json.dumps(pointer).encode(), "application/json")
+        stamp = move.at.strftime("%Y%m%dT%H%M%S%fZ")
+        self.store.put_bytes(
+            f"{self.prefix}history/{stamp}-{secrets.token_hex(4)}.json",
+            move.model_dump_json().encode(),
+            "application/json",
+        )
+        return move
+
+    def history(self) -> list[AliasMove]:
+        """Every alias move ever made, oldest first."""
+        keys = sorted(self.store.list_keys(f"{self.prefix}history/"))
+        return [AliasMove.model_validate_json(self.store.get_bytes(key)) for key in keys]
+
+    def version_at(self, alias: str, when: datetime) -> int | None:
+        """Which version the alias pointed at, at a given moment ("what served on that day")."""
+        version = None
+        for move in self.history():
+            if move.alias == alias and move.at <= when:
+                version = move.to_version
+        return version
+
+
+def _check_alias(alias: str) -> None:
+    if not ALIAS_PATTERN.match(alias):
+        raise RegistryError(f"alias {alias!r} is not valid: lowercase letters, digits and '-'")

@@ -1,0 +1,180 @@
+"""The S3 connection: credentials, bounded retries, and errors that say what went wrong."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterator
+from dataclasses import dataclass
+from urllib.parse import urlparse
+
+import urllib3
+from minio import Minio
+from minio.commonconfig import ENABLED
+from minio.error import S3Error
+from minio.versioningconfig import VersioningConfig
+
+from tasks.settings import Settings
+
+
+class S3Unavailable(RuntimeError):
+    """The S3 server did not answer within the configured retries."""
+
+
+class ObjectNotFound(KeyError):
+    """The key (or version) does not exist in the bucket."""
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+class CredentialsMissing(RuntimeError):
+    """No S3 credentials were found in the environment or a Prefect Secret block."""
+
+
+@dataclass(frozen=True)
+class S3Credentials:
+    access_key: str
+    secret_key: str
+
+
+def resolve_credentials(settings: Settings) -> S3Credentials:
+    """Credentials from MLOPS_S3_ACCESS_KEY/SECRET_KEY, or from the named Prefect Secret block."""
+    if settings.s3_access_key and settings.s3_secret_key:
+        return S3Credentials(
+            settings.s3_access_key.get_secret_value(), settings.s3_secret_key.get_secret_value()
+        )
+    if settings.s3_secret_block:
+        from prefect.blocks.system import Secret
+
+        value = Secret.load(settings.s3_secret_block).get()
+        if not isinstance(value, dict) or not {"access_key", "secret_key"} <= value.keys():
+            raise CredentialsMissing(
+                f"Secret block {settings.s3_secret_block!r} must hold access_key and secret_key"
+            )
+        return S3Credentials(str(value["access_key"]), str(value["secret_key"]))
+    raise CredentialsMissing(
+        "no S3 credentials: set MLOPS_S3_ACCESS_KEY and MLOPS_S3_SECRET_KEY "
+        "or MLOPS_S3_SECRET_BLOCK (a Prefect Secret block)"
+    )
+
+
+class ObjectStore:
+    """One bucket on one S3 server; every call either succeeds or raises a named error."""
+
+    def __init__(self, client: Minio, bucket: str, endpoint: str) -> None:
+        self.client = client
+        self.bucket = bucket
+        self.endpoint = endpoint
+
+    def _call(self, what: str, function, *args, **kwargs):
+        try:
+            return function(*args, **kwargs)
+        except S3Error as error:
+            if error.code in {"NoSuchKey", "NoSuchVersion", "NoSuchObject"}:
+                raise ObjectNotFound(f"s3://{self.bucket}: {what}: no such object") from error
+            raise
+        except (urllib3.exceptions.HTTPError, OSError) as error:
+            raise S3Unavailable(
+                f"S3 server {self.endpoint} unreachable while trying to {what}: {error}"
+            ) from error
+
+    def ensure_bucket(self, versioning: bool = True) -> None:
+        """Create the bucket if needed and switch versioning on, so nothing written is lost."""
+        if not self._call("check the bucket", self.client.bucket_exists, self.bucket):
+            try:
+                self._call("create the bucket", self.client.make_bucket, self.bucket)
+            except S3Error as error:
+                if error.code not in {"BucketAlreadyOwnedByYou", "BucketAlreadyExists"}:
+                    raise
+        if versioning:
+            self._call(
+                "enable versioning",
+                self.client.set_bucket_versioning,
+                self.bucket,
+                VersioningConfig(ENABLED),
+            )
+
+    def put_bytes(
+        self, key: str, data: bytes, content_type: str = "application/octet-stream"
+    ) -> str:
+        """Write one object; returns its S3 version id (or '' where versioning is off)."""
+        result = self._call(
+            f"write {key}",
+            self.client.put_object,
+            self.bucket,
+            key,
+            io.BytesIO(data),
+            len(data),
+            content_type=content_type,
+        )
+        return result.version_id or ""
+
+    def get_bytes(self, key: str, version_id: str | None = None) -> bytes:
+        response = self._call(
+            f"read {key}", self.client.get_object, self.bucket, key, version_id=version_id
+        )
+        try:
+            return response.read()
+        finally:
+            response.close()
+            response.release_conn()
+
+    def exists(self, key: str) -> bool:
+        try:
+            self._call(f"stat {key}", self.client.stat_object, self.bucket, key)
+        except ObjectNotFound:
+            return False
+        return True
+
+    def list_keys(self, prefix: str, recursive: bool = True) -> Iterator[str]:
+        objects = self._call(
+            f"list {prefix}",
+            self.client.list_objects,
+            self.bucket,
+            prefix=prefix,
+            recursive=recursive,
+        )
+        try:
+            for item in objects:
+                yield item.object_name
+        except (urllib3.exceptions.HTTPError, OSError) as error:
+            raise S3Unavailable(
+                f"S3 server {self.endpoint} unreachable while listing {prefix}: {error}"
+            ) from error
+
+    def delete(self, key: str) -> None:
+        self._call(f"delete {key}", self.client.remove_object, self.bucket, key)
+
+
+def connect(settings: Settings) -> ObjectStore:
+    """An ObjectStore for the configured endpoint and bucket, with bounded retries."""
+    if not settings.s3_endpoint:
+        raise S3Unavailable(
+            "no S3 endpoint configured: set MLOPS_S3_ENDPOINT, or run through the local stack "
+            "(python -m flows.loop) which starts one"
+        )
+    url = urlparse(
+        settings.s3_endpoint if "://" in settings.s3_endpoint else f"http://{settings.s3_endpoint}"
+    )
+    if not url.hostname:
+        raise S3Unavailable(f"S3 endpoint {settings.s3_endpoint!r} has no host")
+    credentials = resolve_credentials(settings)
+    http = urllib3.PoolManager(
+        timeout=urllib3.Timeout(connect=settings.s3_timeout_s, read=settings.s3_timeout_s),
+        maxsize=16,
+        retries=urllib3.Retry(
+            total=settings.s3_retries,
+            backoff_factor=0.2,
+            status_forcelist=[500, 502, 503, 504],
+            allowed_methods=None,
+        ),
+    )
+    client = Minio(
+        url.netloc,
+        access_key=credentials.access_key,
+        secret_key=credentials.secret_key,
+        secure=url.scheme == "https",
+        region=settings.s3_region,
+        http_client=http,
+    )
+    return ObjectStore(client, settings.bucket, url.netloc)

@@ -1,0 +1,52 @@
+"""The one interface the deploy, canary and rollback flows drive, whatever serves the model.
+
+`tasks/serving.py` implements it for the local KServe model server; `tasks/kserve_k8s.py` for
+InferenceServices on Kubernetes. The flows pick one by `Settings.serving_target`.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from tasks.registry import Manifest
+
+
+class ServingState(BaseModel):
+    """What is being served right now."""
+
+    model_config = ConfigDict(frozen=True)
+
+    model_name: str
+    stable_version: int | None
+    canary_version: int | None = None
+    canary_percent: int = Field(0, ge=0, le=100)
+    ready: bool = False
+    detail: dict[str, object] = Field(default_factory=dict)
+
+
+class ServingTarget(Protocol):
+    def deploy_stable(self, manifest: Manifest) -> ServingState:
+        """Serve this verified version to 100% of traffic (first deployment, or promotion)."""
+        ...
+
+    def start_canary(self, manifest: Manifest, percent: int) -> ServingState:
+        """Send `percent`% of traffic to this verified version; the stable version keeps the rest."""
+        ...
+
+    def set_canary_percent(self, percent: int) -> ServingState:
+        """Change the canary's share of traffic without a restart."""
+        ...
+
+    def promote_canary(self) -> ServingState:
+        """The canary becomes the stable version with 100% of traffic."""
+        ...
+
+    def rollback_canary(self) -> ServingState:
+        """The canary gets 0% at once; the stable version serves everything."""
+        ...
+
+    def state(self) -> ServingState:
+        """The current split, as the serving side reports it."""
+        ...
