@@ -3,7 +3,7 @@
 Layout under the bucket (see DESIGN.md):
     models/<name>/v<N>/model.joblib      what KServe's sklearn runtime loads
     models/<name>/v<N>/manifest.json     written last: a version exists once its manifest does
-    models/<name>/claims/v<N>/<token>    version-number claims, so racing writers never collide
+    models/<name>/claims/v<N>/<token>    version-number claims: a claim alone under <N> owns it
     models/<name>/aliases/<alias>.json   one small pointer object per alias (one PUT moves it)
     models/<name>/history/<time>-<token>.json   one object per alias move, never rewritten
 """
@@ -29,6 +29,7 @@ from tasks.s3 import ObjectNotFound, ObjectStore
 
 ALIAS_PATTERN = re.compile(r"^[a-z][a-z0-9-]{0,31}$")
 VERSION_DIR = re.compile(r"/v(\d+)/$")
+CLAIM_KEY = re.compile(r"/claims/v(\d+)/[^/]+$")
 
 
 class RegistryError(RuntimeError):
@@ -151,21 +152,27 @@ class ModelRegistry:
         """Claim the next version number: a claim wins only if it is alone under its number.
 
         On a strongly consistent store (MinIO, SeaweedFS, S3) two writers can never both see
-        themselves alone, so no number is ever given twice; losers withdraw and try again.
+        themselves alone, so no number is ever given twice. Contenders that saw each other
+        withdraw and retry the same number unless someone now holds it, which keeps gaps rare
+        (a number can still be skipped when a third writer moved past it meanwhile).
         """
+        version = max(self._claimed_numbers(), default=0) + 1
         for _ in range(max_attempts):
-            version = max(self._claimed_numbers(), default=0) + 1
             claim = f"{self.prefix}claims/v{version}/{secrets.token_hex(8)}"
             self.store.put_bytes(claim, actor().encode())
             if list(self.store.list_keys(f"{self.prefix}claims/v{version}/")) == [claim]:
                 return version
             self.store.delete(claim)
-            time.sleep(random.uniform(0.01, 0.15))
+            time.sleep(random.uniform(0.005, 0.1))
+            if any(self.store.list_keys(f"{self.prefix}claims/v{version}/")):
+                version = max(self._claimed_numbers(), default=0) + 1
         raise RegistryError(f"could not claim a version of {self.name} in {max_attempts} attempts")
 
     def _claimed_numbers(self) -> list[int]:
-        keys = self.store.list_keys(f"{self.prefix}claims/", recursive=False)
-        return [int(match.group(1)) for key in keys if (match := VERSION_DIR.search(key))]
+        # Live claim objects only: a withdrawn claim leaves a delete marker, which some servers
+        # still list as a "directory"; it must not count as taken.
+        keys = self.store.list_keys(f"{self.prefix}claims/", recursive=True)
+        return [int(match.group(1)) for key in keys if (match := CLAIM_KEY.search(key))]
 
     def manifest(self, version: int) -> Manifest:
         key = f"{self.prefix}v{version}/manifest.json"

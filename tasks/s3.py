@@ -142,6 +142,22 @@ class ObjectStore:
                 f"S3 server {self.endpoint} unreachable while listing {prefix}: {error}"
             ) from error
 
+    def version_ids(self, key: str) -> list[str]:
+        """The S3 version ids of one key, oldest first, in the server's own write order."""
+        items = self._call(
+            f"list versions of {key}",
+            self.client.list_objects,
+            self.bucket,
+            prefix=key,
+            include_version=True,
+        )
+        newest_first = [
+            item.version_id
+            for item in items
+            if item.object_name == key and not item.is_delete_marker
+        ]
+        return newest_first[::-1]
+
     def delete(self, key: str) -> None:
         self._call(f"delete {key}", self.client.remove_object, self.bucket, key)
 

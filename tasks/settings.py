@@ -35,6 +35,12 @@ class Settings(BaseSettings):
         "house-price", pattern=r"^[a-z0-9][a-z0-9-]{1,62}$", description="registered model name"
     )
     contract_path: Path = Field(DEFAULT_CONTRACT, description="data contract YAML for the data set")
+    data_uri: str | None = Field(
+        None, description="training data: a CSV path or s3://bucket/key URI (flows may override)"
+    )
+    git_revision: str | None = Field(
+        None, description="code revision recorded in manifests; default: `git rev-parse HEAD`"
+    )
     seed: int = Field(42, ge=0, description="seed for splits, training and sampling")
     holdout_fraction: float = Field(0.2, gt=0.05, lt=0.5, description="share of rows held out")
 

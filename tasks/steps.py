@@ -1,0 +1,208 @@
+"""Prefect tasks of the training lifecycle: do the I/O, call the pure code, write artifacts."""
+
+from __future__ import annotations
+
+import subprocess
+from collections.abc import Callable
+from functools import partial
+from pathlib import Path
+
+import pandas as pd
+from prefect import get_run_logger
+from prefect import task as prefect_task
+from prefect.artifacts import create_markdown_artifact
+from prefect.cache_policies import NO_CACHE
+from prefect.events import emit_event
+
+from tasks.contract import DataContract, load_contract
+from tasks.data import data_digest, load_csv, split_holdout
+from tasks.evaluation import Evaluation, evaluate_model
+from tasks.gate import GatePolicy, GateVerdict, judge_candidate
+from tasks.registry import DataSummary, Manifest, ModelRegistry, ModelSpec, VersionNotFound
+from tasks.reports import gate_markdown, validation_markdown
+from tasks.s3 import ObjectStore, connect
+from tasks.settings import Settings, get_settings
+from tasks.training import TrainedModel, library_versions, train_model
+from tasks.validation import DataValidationError, ValidationReport, conform, validate_frame
+
+# Inputs are data frames and live S3 clients: hashing them for a cache key is waste (or fails).
+task = partial(prefect_task, cache_policy=NO_CACHE)
+
+
+class GateFailed(RuntimeError):
+    """The candidate did not pass the quality gate; nothing was registered."""
+
+
+def model_resource(name: str) -> dict[str, str]:
+    return {"prefect.resource.id": f"mlops.model.{name}", "prefect.resource.name": name}
+
+
+def git_revision(settings: Settings) -> str:
+    if settings.git_revision:
+        return settings.git_revision
+    root = Path(__file__).resolve().parents[1]
+    result = subprocess.run(
+        ["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True, check=False
+    )
+    return result.stdout.strip() or "unknown"
+
+
+@task
+def read_contract(settings: Settings) -> DataContract:
+    return load_contract(settings.contract_path)
+
+
+@task
+def open_registry(settings: Settings) -> ModelRegistry:
+    store = connect(settings)
+    store.ensure_bucket(versioning=True)
+    return ModelRegistry(store, settings.model_name)
+
+
+@task
+def load_data(
+    source: str | None, settings: Settings, store: ObjectStore | None = None
+) -> pd.DataFrame:
+    source = source or settings.data_uri
+    if not source:
+        raise ValueError("no training data given: pass `data` or set MLOPS_DATA_URI")
+    if source.startswith("s3://") and store is None:
+        store = connect(settings)
+    frame = load_csv(source, store)
+    frame.attrs["source"] = source
+    return frame
+
+
+@task
+def validate_data(frame: pd.DataFrame, contract: DataContract) -> ValidationReport:
+    """Check the batch; publish the report; stop the run with every violation named."""
+    report = validate_frame(frame, contract)
+    create_markdown_artifact(
+        validation_markdown(report), key="data-validation", description=f"contract {contract.name}"
+    )
+    if not report.passed:
+        raise DataValidationError(report)
+    return report
+
+
+@task
+def split_data(
+    frame: pd.DataFrame, contract: DataContract, settings: Settings
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    tidy = conform(frame, contract)
+    return split_holdout(tidy, settings.holdout_fraction, settings.seed)
+
+
+@task
+def train_candidate(
+    train: pd.DataFrame, contract: DataContract, settings: Settings
+) -> TrainedModel:
+    trained = train_model(train, contract, settings.seed)
+    get_run_logger().info("trained on %d rows in %.2fs", trained.rows, trained.seconds)
+    return trained
+
+
+@task
+def evaluate_candidate(
+    trained: TrainedModel, holdout: pd.DataFrame, contract: DataContract, settings: Settings
+) -> Evaluation:
+    return evaluate_model(trained.model, holdout, contract, settings.seed)
+
+
+@task
+def score_champion(
+    registry: ModelRegistry, holdout: pd.DataFrame, contract: DataContract, settings: Settings
+) -> tuple[int | None, Evaluation | None]:
+    """The serving champion's numbers on the candidate's own holdout (None if there is none)."""
+    version = registry.alias("champion")
+    if version is None:
+        return None, None
+    try:
+        manifest, model = registry.load(version)
+    except VersionNotFound:
+        return None, None
+    if manifest.features != contract.feature_names:
+        get_run_logger().warning("champion v%s was trained on other features", version)
+    return version, evaluate_model(model, holdout, contract, settings.seed)
+
+
+@task
+def judge(
+    candidate: Evaluation, champion: tuple[int | None, Evaluation | None], settings: Settings
+) -> GateVerdict:
+    version, evaluation = champion
+    verdict = judge_candidate(candidate, evaluation, GatePolicy.from_settings(settings), version)
+    create_markdown_artifact(
+        gate_markdown(verdict, candidate, settings.model_name),
+        key="quality-gate",
+        description="quality gate verdict",
+    )
+    return verdict
+
+
+@task
+def enforce_gate(verdict: GateVerdict) -> None:
+    if not verdict.passed:
+        raise GateFailed("candidate refused by the quality gate: " + "; ".join(verdict.reasons))
+
+
+@task
+def register_candidate(
+    registry: ModelRegistry,
+    trained: TrainedModel,
+    evaluation: Evaluation,
+    frame: pd.DataFrame,
+    context: tuple[DataContract, Settings, GateVerdict, str],
+) -> Manifest:
+    contract, settings, verdict, reason = context
+    spec = ModelSpec(
+        features=contract.feature_names,
+        target=contract.target.name,
+        metrics=evaluation.metrics,
+        slice_metrics={
+            f"{s.column}={s.value}": {"mape": s.mape, "rows": s.rows} for s in evaluation.slices
+        },
+        data=DataSummary(
+            digest=data_digest(frame), rows=len(frame), source=str(frame.attrs.get("source", ""))
+        ),
+        contract={"name": contract.name, "digest": contract.digest()},
+        git_revision=git_revision(settings),
+        params={**trained.params, "seed": settings.seed, "train_rows": trained.rows},
+        library_versions=library_versions(),
+        parent=verdict.champion_version,
+        reason=reason,
+    )
+    manifest = registry.register(trained.model, spec)
+    get_run_logger().info(
+        "registered %s v%d (%s)", manifest.name, manifest.version, manifest.sha256
+    )
+    return manifest
+
+
+@task
+def announce_registration(manifest: Manifest, reason: str) -> None:
+    emit_event(
+        event="mlops.model.registered",
+        resource=model_resource(manifest.name),
+        payload={
+            "version": manifest.version,
+            "storage_uri": manifest.storage_uri,
+            "sha256": manifest.sha256,
+            "metrics": manifest.metrics,
+            "reason": reason,
+        },
+    )
+
+
+def run_name(stage: str) -> Callable[[], str]:
+    """A flow-run name saying what the run is about: "<stage> <model> (<reason or data>)"."""
+
+    def name() -> str:
+        from prefect.runtime import flow_run
+
+        parameters = flow_run.parameters
+        model = parameters.get("model_name") or get_settings().model_name
+        about = parameters.get("reason") or parameters.get("data") or "default data"
+        return f"{stage} {model} ({about})"
+
+    return name

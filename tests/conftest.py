@@ -1,0 +1,78 @@
+"""Shared fixtures: real S3 servers and a real Prefect server, started once per session."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from infra.local_s3 import S3Server, start_s3_server
+from tasks.contract import DataContract, load_contract
+from tasks.settings import DEFAULT_CONTRACT, Settings, get_settings
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+SHARED = PROJECT_ROOT.parent / "shared"
+
+
+@pytest.fixture(scope="session")
+def contract() -> DataContract:
+    return load_contract(DEFAULT_CONTRACT)
+
+
+@pytest.fixture(scope="session", params=["seaweedfs", "minio"])
+def any_s3_server(request: pytest.FixtureRequest) -> Iterator[S3Server]:
+    """Each registry test runs against SeaweedFS and against MinIO (what production uses)."""
+    server = start_s3_server(request.param)
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def s3_server() -> Iterator[S3Server]:
+    """One SeaweedFS server for the flow tests."""
+    server = start_s3_server("seaweedfs")
+    yield server
+    server.stop()
+
+
+def settings_for(server: S3Server, **overrides: object) -> Settings:
+    return get_settings(
+        s3_endpoint=server.url,
+        s3_access_key=server.access_key,
+        s3_secret_key=server.secret_key,
+        **overrides,
+    )
+
+
+@pytest.fixture
+def model_name() -> str:
+    """A fresh model name per test, so tests sharing a server never see each other's versions."""
+    return f"m-{uuid.uuid4().hex[:10]}"
+
+
+@pytest.fixture(scope="session")
+def prefect_server() -> Iterator[None]:
+    """A real (temporary) Prefect server on SQLite for the whole session."""
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=120):
+        yield
+
+
+@pytest.fixture
+def flow_env(s3_server: S3Server, prefect_server: None, model_name: str) -> Iterator[Settings]:
+    """Environment for running flows: the S3 server's settings and a fresh model name."""
+    values = {**s3_server.env(), "MLOPS_MODEL_NAME": model_name}
+    saved = {key: os.environ.get(key) for key in values}
+    os.environ.update(values)
+    try:
+        yield get_settings()
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value

@@ -1,0 +1,45 @@
+"""Settings: built from MLOPS_* at call time, overridable per run, secrets never shown."""
+
+import pytest
+from pydantic import ValidationError
+
+from tasks.settings import get_settings
+
+
+def test_environment_is_read_when_called(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MLOPS_MODEL_NAME", "energy-use")
+    monkeypatch.setenv("MLOPS_MIN_R2", "0.9")
+    settings = get_settings()
+    assert settings.model_name == "energy-use"
+    assert settings.min_r2 == 0.9
+
+
+def test_overrides_win_and_none_means_unset(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MLOPS_MODEL_NAME", "from-env")
+    assert get_settings(model_name="from-run").model_name == "from-run"
+    assert get_settings(model_name=None).model_name == "from-env"
+
+
+def test_secrets_are_not_printed() -> None:
+    settings = get_settings(s3_access_key="AKIDEXAMPLE", s3_secret_key="very-secret-value")
+    assert "very-secret-value" not in repr(settings)
+    assert "very-secret-value" not in settings.model_dump_json()
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("bucket", "Bad_Bucket"),
+        ("min_r2", 2),
+        ("model_name", "Has Spaces"),
+        ("holdout_fraction", 0.9),
+    ],
+)
+def test_invalid_values_are_refused(field: str, value: object) -> None:
+    with pytest.raises(ValidationError, match=field):
+        get_settings(**{field: value})
+
+
+def test_unknown_setting_is_refused() -> None:
+    with pytest.raises(ValidationError, match="not_a_setting"):
+        get_settings(not_a_setting=1)
