@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+if TYPE_CHECKING:
+    from tasks.drift_verdict import DriftPolicy
 
 DEFAULT_CONTRACT = Path(__file__).parent / "contracts" / "house_prices.yaml"
 
@@ -59,10 +62,40 @@ class Settings(BaseSettings):
         0.05, ge=0, description="largest mean relative price change an irrelevant edit may cause"
     )
 
+    # Drift
+    drift_method: Literal["psi", "jensenshannon"] = Field(
+        "psi", description="per-column drift statistic (named, never Evidently's default)"
+    )
+    drift_threshold: float = Field(0.1, gt=0, description="a column drifts above this score")
+    drift_share: float = Field(
+        0.3, gt=0, le=1, description="share of drifted features that means data-set drift"
+    )
+
+    # Kubeflow
+    kfp_host: str | None = Field(None, description="KFP API host; set it to retrain on Kubeflow")
+
     # Serving
     serving_target: Literal["local", "kubernetes"] = Field(
         "local", description="where models are served: the local KServe server or a cluster"
     )
+    serving_url: str = Field(
+        "http://127.0.0.1:8080", description="the local model server (its admin API included)"
+    )
+    canary_percent: int = Field(10, ge=1, le=50, description="share of traffic a new canary gets")
+    canary_poll_s: float = Field(1.0, gt=0, le=60, description="seconds between canary looks")
+    canary_max_wait_s: float = Field(
+        600, gt=0, description="an undecided canary is rolled back after this long"
+    )
+    kserve_namespace: str = Field("mlops", description="namespace of the InferenceService")
+    kserve_service: str = Field("house-price", description="InferenceService name")
+    kserve_logger_url: str = Field(
+        "http://mlops-inference-logger.mlops.svc.cluster.local",
+        description="sink of KServe's inference logger (serving logs)",
+    )
+    kserve_sklearn_version: str = Field(
+        "1.9", description="scikit-learn major.minor inside the cluster's sklearn runtime"
+    )
+    kube_context: str | None = Field(None, description="kubeconfig context outside a cluster")
 
     @field_validator("bucket")
     @classmethod
@@ -70,6 +103,17 @@ class Settings(BaseSettings):
         if not value.replace("-", "").replace(".", "").isalnum() or value != value.lower():
             raise ValueError(f"bucket {value!r} is not a valid S3 bucket name")
         return value
+
+    def drift_policy(self) -> DriftPolicy:
+        from tasks.drift_verdict import DriftPolicy
+
+        return DriftPolicy(
+            method=self.drift_method,
+            numeric_threshold=self.drift_threshold,
+            categorical_threshold=self.drift_threshold,
+            drift_share=self.drift_share,
+            seed=self.seed,
+        )
 
 
 def get_settings(**overrides: Any) -> Settings:

@@ -11,6 +11,7 @@ from typing import Protocol
 from pydantic import BaseModel, ConfigDict, Field
 
 from tasks.registry import Manifest
+from tasks.settings import Settings
 
 
 class ServingState(BaseModel):
@@ -50,3 +51,21 @@ class ServingTarget(Protocol):
     def state(self) -> ServingState:
         """The current split, as the serving side reports it."""
         ...
+
+
+def open_target(settings: Settings) -> ServingTarget:
+    """The serving target named by `settings.serving_target`, ready to be driven."""
+    if settings.serving_target == "local":
+        from tasks.serving_target import LocalServingTarget
+
+        return LocalServingTarget(settings.serving_url, settings.model_name)
+    from tasks.kserve_k8s import KubernetesServingTarget, connect
+    from tasks.kserve_manifests import ServingSpec
+
+    spec = ServingSpec(
+        model_name=settings.model_name,
+        logger_url=settings.kserve_logger_url,
+        runtime_sklearn_version=settings.kserve_sklearn_version,
+    )
+    api = connect(settings.kube_context)
+    return KubernetesServingTarget(api, settings.kserve_namespace, settings.kserve_service, spec)

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from infra.local_s3 import S3Server, start_s3_server
+from infra.prefect_server import PrefectServer, start_prefect_server
 from tasks.contract import DataContract, load_contract
 from tasks.settings import DEFAULT_CONTRACT, Settings, get_settings
 
@@ -54,16 +55,32 @@ def model_name() -> str:
 
 
 @pytest.fixture(scope="session")
-def prefect_server() -> Iterator[None]:
-    """A real (temporary) Prefect server on SQLite for the whole session."""
-    from prefect.testing.utilities import prefect_test_harness
+def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrefectServer]:
+    """A real Prefect server (SQLite) for the whole session, as `prefect server start` runs it.
 
-    with prefect_test_harness(server_startup_timeout=120):
-        yield
+    This process talks to it through temporary settings; subprocesses (workers, `prefect
+    deploy`) through the environment.
+    """
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    server = start_prefect_server(tmp_path_factory.mktemp("prefect-home"), timeout=180)
+    saved = os.environ.get("PREFECT_API_URL")
+    os.environ["PREFECT_API_URL"] = server.api_url
+    try:
+        with temporary_settings(updates={PREFECT_API_URL: server.api_url}):
+            yield server
+    finally:
+        if saved is None:
+            os.environ.pop("PREFECT_API_URL", None)
+        else:
+            os.environ["PREFECT_API_URL"] = saved
+        server.stop()
 
 
 @pytest.fixture
-def flow_env(s3_server: S3Server, prefect_server: None, model_name: str) -> Iterator[Settings]:
+def flow_env(
+    s3_server: S3Server, prefect_server: PrefectServer, model_name: str
+) -> Iterator[Settings]:
     """Environment for running flows: the S3 server's settings and a fresh model name."""
     values = {**s3_server.env(), "MLOPS_MODEL_NAME": model_name}
     saved = {key: os.environ.get(key) for key in values}

@@ -1,0 +1,26 @@
+"""The rollback flow: back to the stable version (or to `previous`) in one step."""
+
+from __future__ import annotations
+
+from prefect import flow
+
+from tasks.release import roll_back
+from tasks.settings import get_settings
+from tasks.steps import open_registry, run_name
+from tasks.targets import ServingState, open_target
+
+
+@flow(name="rollback", flow_run_name=run_name("rollback"))
+def rollback(reason: str = "by hand", model_name: str | None = None) -> ServingState:
+    """Take the canary out of traffic, or, with no canary, restore the previous champion."""
+    settings = get_settings(model_name=model_name)
+    registry = open_registry(settings)
+    return roll_back(registry, open_target(settings), reason)
+
+
+if __name__ == "__main__":
+    import argparse
+
+    parser = argparse.ArgumentParser(description="Roll back the served model.")
+    parser.add_argument("--reason", default="by hand")
+    rollback(reason=parser.parse_args().reason)

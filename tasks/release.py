@@ -1,0 +1,139 @@
+"""Release acts: put a version on canary, promote it, roll back — serving first, then aliases.
+
+Every act changes what serves and then records it in the registry's aliases (and so in the
+append-only history), and emits the matching event. Re-running an act that was cut short
+converges: each reads the current aliases and serving state before it moves anything.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from prefect import get_run_logger
+from prefect.events import emit_event
+
+from tasks.canary import CanaryVerdict
+from tasks.registry import Manifest, ModelRegistry, VersionNotFound
+from tasks.steps import model_resource, task
+from tasks.targets import ServingState, ServingTarget
+
+RolloutKind = Literal["first", "canary", "already-champion", "already-canary"]
+
+
+class ReleaseError(RuntimeError):
+    """A release act cannot be carried out as asked; the message says why."""
+
+
+def plan_rollout(champion: int | None, canary: int | None, version: int) -> RolloutKind:
+    """Pure: how a newly registered version enters service."""
+    if champion is None:
+        return "first"
+    if version == champion:
+        return "already-champion"
+    if version == canary:
+        return "already-canary"
+    return "canary"
+
+
+def _emit(event: str, registry: ModelRegistry, payload: dict[str, object]) -> None:
+    emit_event(event=event, resource=model_resource(registry.name), payload=payload)
+
+
+@task
+def resolve_version(registry: ModelRegistry, version: int | None) -> Manifest:
+    """The manifest of `version`, or of the newest complete version when None."""
+    if version is not None:
+        return registry.manifest(version)
+    versions = registry.versions()
+    if not versions:
+        raise VersionNotFound(f"{registry.name} has no registered version to deploy")
+    return versions[-1]
+
+
+@task
+def roll_out(
+    registry: ModelRegistry, target: ServingTarget, manifest: Manifest, percent: int, reason: str
+) -> RolloutKind:
+    """Serve a first version outright; any later one as a canary next to the champion."""
+    registry.load_bytes(manifest.version)  # verified before any traffic can reach it
+    kind = plan_rollout(registry.alias("champion"), registry.alias("canary"), manifest.version)
+    if kind == "first":
+        target.deploy_stable(manifest)
+        registry.set_alias("champion", manifest.version, f"first version: {reason}")
+    elif kind == "canary":
+        if registry.alias("canary") is not None:
+            target.rollback_canary()  # a newer candidate replaces an unfinished canary
+        target.start_canary(manifest, percent)
+        registry.set_alias("canary", manifest.version, reason)
+        _emit(
+            "mlops.canary.started",
+            registry,
+            {
+                "version": manifest.version,
+                "percent": percent,
+                "champion": registry.alias("champion"),
+            },
+        )
+    get_run_logger().info("v%d: %s", manifest.version, kind)
+    return kind
+
+
+def _champion_before(registry: ModelRegistry, version: int) -> int | None:
+    """The champion that `version` replaced, from the alias history."""
+    for move in reversed(registry.history()):
+        if move.alias == "champion" and move.to_version == version:
+            return move.from_version
+    return None
+
+
+@task
+def promote(registry: ModelRegistry, target: ServingTarget, reason: str) -> ServingState:
+    """The canary becomes champion; the old champion stays ready as `previous`."""
+    canary, champion = registry.alias("canary"), registry.alias("champion")
+    if canary is None:
+        raise ReleaseError(f"{registry.name} has no canary to promote")
+    state = target.promote_canary()
+    if champion is not None:
+        registry.set_alias("previous", champion, f"replaced by v{canary}")
+    registry.set_alias("champion", canary, reason)
+    registry.set_alias("canary", None, f"promoted: {reason}")
+    _emit(
+        "mlops.model.promoted",
+        registry,
+        {"version": canary, "previous": champion, "reason": reason},
+    )
+    return state
+
+
+@task
+def roll_back(registry: ModelRegistry, target: ServingTarget, reason: str) -> ServingState:
+    """Take the canary out of traffic; with no canary, put `previous` back as champion."""
+    canary, champion = registry.alias("canary"), registry.alias("champion")
+    if canary is not None:
+        state = target.rollback_canary()
+        registry.set_alias("canary", None, f"rolled back: {reason}")
+        payload = {"from_version": canary, "to_version": champion, "reason": reason}
+    else:
+        previous = registry.alias("previous")
+        if previous is None or champion is None:
+            raise ReleaseError(
+                f"{registry.name}: nothing to roll back to (no canary, no previous version)"
+            )
+        before = _champion_before(registry, previous)  # read before the move rewrites history
+        state = target.deploy_stable(registry.manifest(previous))
+        registry.set_alias("champion", previous, f"rolled back: {reason}")
+        registry.set_alias("previous", before, "after rollback")
+        payload = {"from_version": champion, "to_version": previous, "reason": reason}
+    _emit("mlops.model.rolled-back", registry, payload)
+    return state
+
+
+@task
+def act_on_verdict(verdict: CanaryVerdict, registry: ModelRegistry, target: ServingTarget) -> str:
+    """Carry out the canary verdict: promote, roll back, or leave the canary running."""
+    reason = "; ".join(verdict.reasons)
+    if verdict.action == "promote":
+        promote.fn(registry, target, reason)
+    elif verdict.action == "rollback":
+        roll_back.fn(registry, target, reason)
+    return verdict.action
