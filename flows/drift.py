@@ -1,0 +1,50 @@
+"""The drift check flow: the champion's training data against the latest window; drift → event."""
+
+from __future__ import annotations
+
+from prefect import flow
+
+from tasks.drift_steps import (
+    announce_drift,
+    champion_manifest,
+    judge_window,
+    load_current,
+    load_reference,
+    publish_drift,
+    store_reports,
+)
+from tasks.drift_verdict import DriftVerdict
+from tasks.settings import get_settings
+from tasks.steps import open_registry, read_contract, run_name
+
+
+@flow(name="drift-check", flow_run_name=run_name("drift-check"))
+def drift_check(
+    data: str | None = None, window_hours: float = 24.0, model_name: str | None = None
+) -> DriftVerdict:
+    """Compare `data` (default: the serving logs of the last window) with the champion's data.
+
+    On drift, `mlops.drift.detected` carries the summary and, when `data` has the target, the
+    batch to retrain on; the retrain deployment is triggered by it.
+    """
+    settings = get_settings(model_name=model_name)
+    contract = read_contract(settings)
+    registry = open_registry(settings)
+    champion = champion_manifest(registry)
+    reference = load_reference(champion, registry)
+    current = load_current(data, registry, contract, window_hours)
+    report = judge_window(reference, current, contract, settings.drift_policy())
+    report_url = store_reports(report, registry, champion)
+    publish_drift(report, report_url, settings.model_name)
+    announce_drift(report, champion, data, report_url)
+    return report.verdict
+
+
+if __name__ == "__main__":
+    import argparse
+
+    parser = argparse.ArgumentParser(description="Check the latest data for drift.")
+    parser.add_argument("--data", help="a CSV batch; default: the serving logs of the window")
+    parser.add_argument("--window-hours", type=float, default=24.0)
+    arguments = parser.parse_args()
+    drift_check(data=arguments.data, window_hours=arguments.window_hours)
