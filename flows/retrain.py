@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from prefect import flow
 
+from tasks.kubeflow_steps import retrain_on_kubeflow
 from tasks.registry import Manifest
 from tasks.settings import get_settings
 from tasks.steps import (
@@ -29,8 +30,12 @@ def retrain(
 ) -> Manifest:
     """Train a candidate on `data` and register it only if it beats the serving champion."""
     settings = get_settings(model_name=model_name)
-    contract = read_contract(settings)
     registry = open_registry(settings)
+    if settings.kfp_host:  # the same steps, run as a Kubeflow pipeline on the cluster
+        manifest = retrain_on_kubeflow(settings, registry, data, reason)
+        announce_registration(manifest, reason)
+        return manifest
+    contract = read_contract(settings)
     frame = load_data(data, settings, registry.store)
     validate_data(frame, contract)
     train, holdout = split_data(frame, contract, settings)

@@ -73,6 +73,8 @@ class Settings(BaseSettings):
 
     # Kubeflow
     kfp_host: str | None = Field(None, description="KFP API host; set it to retrain on Kubeflow")
+    kfp_timeout_s: float = Field(3600, gt=0, description="longest wait for a KFP retrain run")
+    kfp_poll_s: float = Field(5, gt=0, le=300, description="seconds between KFP run status polls")
 
     # Serving
     serving_target: Literal["local", "kubernetes"] = Field(
