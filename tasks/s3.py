@@ -86,7 +86,8 @@ class ObjectStore:
             except S3Error as error:
                 if error.code not in {"BucketAlreadyOwnedByYou", "BucketAlreadyExists"}:
                     raise
-        if versioning:
+        current = self._call("read versioning", self.client.get_bucket_versioning, self.bucket)
+        if versioning and current.status != ENABLED:
             self._call(
                 "enable versioning",
                 self.client.set_bucket_versioning,

@@ -41,9 +41,12 @@ def git_revision(settings: Settings) -> str:
     if settings.git_revision:
         return settings.git_revision
     root = Path(__file__).resolve().parents[1]
-    result = subprocess.run(
-        ["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True, check=False
-    )
+    try:
+        result = subprocess.run(
+            ["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True, check=False
+        )
+    except FileNotFoundError:  # no git in the image: set MLOPS_GIT_REVISION at build time
+        return "unknown"
     return result.stdout.strip() or "unknown"
 
 
