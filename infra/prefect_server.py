@@ -7,6 +7,8 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -61,12 +63,48 @@ def prefect_environment(home: Path) -> dict[str, str]:
     }
 
 
-def start_prefect_server(
-    home: Path, port: int | None = None, timeout: float = 90.0
-) -> PrefectServer:
-    """Run `prefect server start` bound to 127.0.0.1 and wait for /api/health."""
+def start_prefect_server(home: Path, timeout: float = 90.0, attempts: int = 3) -> PrefectServer:
+    """Run `prefect server start` on 127.0.0.1; a port taken between pick and bind is retried."""
+    for attempt in range(attempts):
+        try:
+            return _start_once(home, free_port(), timeout)
+        except PrefectServerError as error:
+            if attempt == attempts - 1 or "address already in use" not in str(error):
+                raise
+    raise AssertionError("unreachable")
+
+
+@contextmanager
+def prefect_session(home: Path, timeout: float = 180.0) -> Iterator[PrefectServer]:
+    """A server that this process (settings) and its children (environment) both talk to.
+
+    Queued run logs and events are sent before the server stops, so nothing is lost and no
+    "Error logging to API" noise follows.
+    """
+    from prefect.events.worker import EventsWorker
+    from prefect.logging.handlers import APILogWorker
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    server = start_prefect_server(home, timeout)
+    saved = os.environ.get("PREFECT_API_URL")
+    os.environ["PREFECT_API_URL"] = server.api_url
+    try:
+        with temporary_settings(updates={PREFECT_API_URL: server.api_url}):
+            try:
+                yield server
+            finally:
+                APILogWorker.drain_all(timeout=10)
+                EventsWorker.drain_all(timeout=10)
+    finally:
+        if saved is None:
+            os.environ.pop("PREFECT_API_URL", None)
+        else:
+            os.environ["PREFECT_API_URL"] = saved
+        server.stop()
+
+
+def _start_once(home: Path, port: int, timeout: float) -> PrefectServer:
     home.mkdir(parents=True, exist_ok=True)
-    port = port or free_port()
     env = {**os.environ, **prefect_environment(home)}
     env.pop("PREFECT_API_URL", None)
     prefect = Path(sys.executable).with_name("prefect")

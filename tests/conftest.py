@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from infra.local_s3 import S3Server, start_s3_server
-from infra.prefect_server import PrefectServer, start_prefect_server
+from infra.prefect_server import PrefectServer, prefect_session
 from tasks.contract import DataContract, load_contract
 from tasks.settings import DEFAULT_CONTRACT, Settings, get_settings
 
@@ -61,20 +61,8 @@ def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Prefect
     This process talks to it through temporary settings; subprocesses (workers, `prefect
     deploy`) through the environment.
     """
-    from prefect.settings import PREFECT_API_URL, temporary_settings
-
-    server = start_prefect_server(tmp_path_factory.mktemp("prefect-home"), timeout=180)
-    saved = os.environ.get("PREFECT_API_URL")
-    os.environ["PREFECT_API_URL"] = server.api_url
-    try:
-        with temporary_settings(updates={PREFECT_API_URL: server.api_url}):
-            yield server
-    finally:
-        if saved is None:
-            os.environ.pop("PREFECT_API_URL", None)
-        else:
-            os.environ["PREFECT_API_URL"] = saved
-        server.stop()
+    with prefect_session(tmp_path_factory.mktemp("prefect-home")) as server:
+        yield server
 
 
 @pytest.fixture
