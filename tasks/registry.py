@@ -14,6 +14,7 @@ import getpass
 import hashlib
 import io
 import json
+import math
 import os
 import random
 import re
@@ -23,7 +24,7 @@ import time
 from datetime import UTC, datetime
 
 import joblib
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from tasks.s3 import ObjectNotFound, ObjectStore
 
@@ -80,6 +81,15 @@ class ModelSpec(BaseModel):
     """What a caller hands to `register`: all of the manifest but what the registry decides."""
 
     model_config = ConfigDict(frozen=True)
+
+    @field_validator("metrics")
+    @classmethod
+    def _finite(cls, metrics: dict[str, float]) -> dict[str, float]:
+        # JSON has no NaN/inf: such a manifest could never be read back, so refuse it up front.
+        bad = sorted(name for name, value in metrics.items() if not math.isfinite(value))
+        if bad:
+            raise ValueError(f"metrics must be finite numbers; not: {bad}")
+        return metrics
 
     features: list[str]
     target: str

@@ -133,3 +133,12 @@ def test_unreachable_server_fails_fast_with_a_clear_error(model_name: str) -> No
     with pytest.raises(S3Unavailable, match="unreachable"):
         ModelRegistry(connect(settings), model_name).register(small_model(1.0), SPEC)
     assert time.monotonic() - started < 15
+
+
+def test_non_finite_metrics_are_refused_before_anything_is_written(registry: ModelRegistry) -> None:
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match=r"metrics must be finite numbers; not: \['r2'\]"):
+        spec = ModelSpec(**{**SPEC.model_dump(), "metrics": {"r2": float("nan")}})
+        registry.register(small_model(1.0), spec)
+    assert registry.versions() == [] and not list(registry.store.list_keys(registry.prefix))
