@@ -1,7 +1,7 @@
-"""The local stack: a real S3 server and a real Prefect server on loopback, started together.
+"""The local stack: S3, Prefect server, model server, deployments and a worker, on loopback.
 
 Anything already configured (MLOPS_S3_ENDPOINT, PREFECT_API_URL) is used as it is; what this
-module starts, it also stops, on normal exit, on an exception and on Ctrl-C.
+module starts, it also stops — on normal exit, on an exception and on Ctrl-C.
 """
 
 from __future__ import annotations
@@ -10,11 +10,16 @@ import os
 import shutil
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
-from infra.local_s3 import S3Server, start_s3_server
-from infra.prefect_server import PrefectServer, start_prefect_server
+from infra.local_s3 import start_s3_server
+from infra.model_server import start_model_server
+from infra.prefect_server import prefect_session
+from infra.prefect_worker import start_worker
+from tasks.s3 import connect
+from tasks.serving_router import ServeOptions
+from tasks.settings import get_settings
 
 RUNTIME_DIR = Path(__file__).resolve().parents[1] / ".runtime"
 
@@ -23,13 +28,14 @@ RUNTIME_DIR = Path(__file__).resolve().parents[1] / ".runtime"
 class LocalStack:
     s3_url: str
     prefect_ui: str
-    s3: S3Server | None = None
-    prefect: PrefectServer | None = None
-    started: list[str] = field(default_factory=list)
+    serving_url: str | None
+    runtime_dir: Path
+    logs: dict[str, Path]
 
 
 @contextmanager
-def _environment(values: dict[str, str]) -> Iterator[None]:
+def environment(values: dict[str, str]) -> Iterator[None]:
+    """Set variables for this process (and the processes it starts), restoring them after."""
     saved = {key: os.environ.get(key) for key in values}
     os.environ.update(values)
     try:
@@ -42,26 +48,45 @@ def _environment(values: dict[str, str]) -> Iterator[None]:
                 os.environ[key] = value
 
 
+def _prefect(stack: ExitStack, runtime_dir: Path) -> None:
+    shutil.rmtree(runtime_dir / "prefect", ignore_errors=True)  # a fresh history per run
+    stack.enter_context(prefect_session(runtime_dir / "prefect"))
+
+
 @contextmanager
 def local_stack(
-    runtime_dir: Path = RUNTIME_DIR, s3_kind: str = "seaweedfs"
+    runtime_dir: Path = RUNTIME_DIR, serve: bool = True, worker: bool = True
 ) -> Iterator[LocalStack]:
     """Start what is missing, point this process at it, and stop it all on the way out."""
+    runtime_dir.mkdir(parents=True, exist_ok=True)
+    logs: dict[str, Path] = {}
     with ExitStack() as stack:
-        s3 = prefect = None
         if not os.environ.get("MLOPS_S3_ENDPOINT"):
-            s3 = start_s3_server(s3_kind)  # type: ignore[arg-type]
+            s3 = start_s3_server("seaweedfs")
             stack.callback(s3.stop)
-            stack.enter_context(_environment(s3.env()))
+            stack.enter_context(environment(s3.env()))
         if not os.environ.get("PREFECT_API_URL"):
-            shutil.rmtree(runtime_dir / "prefect", ignore_errors=True)  # a fresh history per run
-            prefect = start_prefect_server(runtime_dir / "prefect")
-            stack.callback(prefect.stop)
-            stack.enter_context(_environment(prefect.env()))
+            _prefect(stack, runtime_dir)
+        settings = get_settings()
+        connect(settings).ensure_bucket()
+        serving_url = None
+        if serve:
+            options = ServeOptions(log_flush_seconds=1.0)
+            server = start_model_server(dict(os.environ), settings.model_name, options=options)
+            stack.callback(server.stop)
+            stack.enter_context(environment({"MLOPS_SERVING_URL": server.url}))
+            serving_url, logs["model server"] = server.url, server.log_path
+        if worker:
+            from deployments.setup import LOCAL_POOL, setup
+
+            setup()
+            process = start_worker(LOCAL_POOL, runtime_dir / "logs")
+            stack.callback(process.stop)
+            logs["worker"] = process.log_path
         yield LocalStack(
             s3_url=os.environ["MLOPS_S3_ENDPOINT"],
             prefect_ui=os.environ["PREFECT_API_URL"].removesuffix("/api"),
-            s3=s3,
-            prefect=prefect,
-            started=[name for name, item in (("s3", s3), ("prefect", prefect)) if item],
+            serving_url=serving_url,
+            runtime_dir=runtime_dir,
+            logs=logs,
         )

@@ -43,7 +43,10 @@ def git_revision(settings: Settings) -> str:
     root = Path(__file__).resolve().parents[1]
     try:
         result = subprocess.run(
-            ["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True, check=False
+            ["git", "-C", str(root), "rev-parse", "HEAD"],
+            capture_output=True,
+            text=True,
+            check=False,
         )
     except FileNotFoundError:  # no git in the image: set MLOPS_GIT_REVISION at build time
         return "unknown"
@@ -198,14 +201,17 @@ def announce_registration(manifest: Manifest, reason: str) -> None:
 
 
 def run_name(stage: str) -> Callable[[], str]:
-    """A flow-run name saying what the run is about: "<stage> <model> (<reason or data>)"."""
+    """A flow-run name saying what the run is about: "<stage> <model> (<reason, data or version>)"."""
 
     def name() -> str:
         from prefect.runtime import flow_run
 
         parameters = flow_run.parameters
         model = parameters.get("model_name") or get_settings().model_name
-        about = parameters.get("reason") or parameters.get("data") or "default data"
-        return f"{stage} {model} ({about})"
+        about = next(
+            (str(parameters[key]) for key in ("reason", "data", "version") if parameters.get(key)),
+            "",
+        )
+        return f"{stage} {model} ({about})" if about else f"{stage} {model}"
 
     return name

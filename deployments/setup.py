@@ -1,0 +1,114 @@
+"""Register the loop with a Prefect server: work pools, deployments, automations — idempotently.
+
+    python -m deployments.setup            # against $PREFECT_API_URL; safe to run again
+
+Deployments and their triggers come from prefect.yaml (`prefect --no-prompt deploy --all`);
+what a deployment trigger cannot express is created here as an automation, by name, so that
+running the set-up twice leaves exactly one of each.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from prefect import get_client
+from prefect.automations import Automation
+from prefect.client.schemas.actions import WorkPoolCreate
+from prefect.events.actions import RunDeployment
+from prefect.events.schemas.automations import EventTrigger, Posture
+from prefect.exceptions import ObjectNotFound
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+LOCAL_POOL = "mlops-local"
+KUBERNETES_POOL = "mlops-kubernetes"
+K8S_TEMPLATE = PROJECT_ROOT / "infra" / "prefect" / "kubernetes-base-job-template.json"
+ROLLBACK_ON_FAILED_ANALYSIS = "mlops: roll back when canary-analysis fails"
+
+
+def ensure_work_pools(with_kubernetes: bool = True) -> list[str]:
+    """Create the process pool (and the Kubernetes pool, from infra/) when they are missing."""
+    wanted = [(LOCAL_POOL, "process", None)]
+    if with_kubernetes and K8S_TEMPLATE.exists():
+        wanted.append((KUBERNETES_POOL, "kubernetes", json.loads(K8S_TEMPLATE.read_text())))
+    created = []
+    with get_client(sync_client=True) as client:
+        for name, kind, template in wanted:
+            try:
+                client.read_work_pool(name)
+            except ObjectNotFound:
+                client.create_work_pool(
+                    WorkPoolCreate(name=name, type=kind, base_job_template=template or {})
+                )
+                created.append(name)
+    return created
+
+
+def deploy_all() -> None:
+    """`prefect --no-prompt deploy --all` from the project root (prefect.yaml)."""
+    prefect = Path(sys.executable).with_name("prefect")
+    result = subprocess.run(
+        [str(prefect), "--no-prompt", "deploy", "--all"],
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        env=os.environ.copy(),
+        check=False,
+    )
+    if result.returncode != 0:
+        raise RuntimeError(
+            f"prefect deploy failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+        )
+
+
+def _deployment_id(name: str):
+    with get_client(sync_client=True) as client:
+        return client.read_deployment_by_name(name).id
+
+
+def rollback_automation() -> Automation:
+    """If a canary-analysis run fails or crashes, roll back at once: never leave a canary unjudged."""
+    analysis = _deployment_id("canary-analysis/canary-analysis")
+    return Automation(
+        name=ROLLBACK_ON_FAILED_ANALYSIS,
+        description="A canary whose analysis failed gets no more traffic.",
+        trigger=EventTrigger(
+            expect={"prefect.flow-run.Failed", "prefect.flow-run.Crashed"},
+            match_related={"prefect.resource.id": f"prefect.deployment.{analysis}"},
+            posture=Posture.Reactive,
+            threshold=1,
+        ),
+        actions=[
+            RunDeployment(
+                source="selected",
+                deployment_id=_deployment_id("rollback/rollback"),
+                parameters={"reason": "canary-analysis failed"},
+            )
+        ],
+    )
+
+
+def ensure_automation(wanted: Automation) -> str:
+    """Create the automation, or bring the one of that name up to date: never a second copy."""
+    try:
+        existing = Automation.read(name=wanted.name)
+    except ValueError:
+        wanted.create()
+        return "created"
+    wanted.id = existing.id
+    wanted.update()
+    return "updated"
+
+
+def setup(with_kubernetes: bool = True) -> dict[str, object]:
+    pools = ensure_work_pools(with_kubernetes)
+    deploy_all()
+    automation = ensure_automation(rollback_automation())
+    return {"pools_created": pools, "rollback_automation": automation}
+
+
+if __name__ == "__main__":
+    print(setup())
