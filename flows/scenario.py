@@ -1,124 +1,121 @@
-"""The end-to-end scenario the main job plays: each step runs real flows and checks the outcome."""
+"""The end-to-end scenario: the self-healing loop driven by deployments, events and automations.
+
+Only the outside world is played here — data arriving, users sending requests, the truth
+arriving later, a daily check being run now, a bad model slipping through. Everything else
+(retrain, deploy, canary analysis, promotion, rollback) happens because an event fired.
+"""
 
 from __future__ import annotations
 
-import io
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from prefect.states import State
+from prefect.deployments import run_deployment
 
-from flows.ci_checks import ci_checks
-from flows.retrain import retrain
-from infra.local_stack import LocalStack
-from tasks.registry import ModelRegistry
-from tasks.s3 import connect
-from tasks.settings import get_settings
-from tasks.synthetic import CorruptionSpec, DriftSpec, generate_house_prices
+from flows.scenario_world import World
+from infra.traffic import Traffic
+
+
+class ScenarioFailed(RuntimeError):
+    """A step did not end the way the loop should make it end."""
 
 
 @dataclass
 class Step:
     name: str
-    expected: str
-    observed: str
     ok: bool
     seconds: float
-    flow_run_id: str | None = None
+    detail: str
 
 
 @dataclass
 class Scenario:
-    rows: int = 4000
+    world: World
+    timeout_s: float = 300.0
     steps: list[Step] = field(default_factory=list)
 
-    def run_flow(self, name: str, expected_ok: bool, call: Callable[[], State]) -> State:
-        """Run one flow, record what happened against what the scenario expects."""
+    def step(self, name: str, action: Callable[[], str]) -> None:
+        """Run one step; its action returns what happened or raises ScenarioFailed."""
         print(f"▶ {name} ...", flush=True)
         started = time.monotonic()
-        state = call()
+        try:
+            detail, ok = action(), True
+        except ScenarioFailed as error:
+            detail, ok = str(error), False
         seconds = time.monotonic() - started
-        completed = state.is_completed()
-        observed = _describe(state) if completed else f"failed: {state.message}"
-        step = Step(name, "completes" if expected_ok else "is refused", observed,
-                    completed == expected_ok, seconds, str(state.state_details.flow_run_id))  # fmt: skip
-        self.steps.append(step)
-        print(f"  {'✔' if step.ok else '✘'} {observed[:300]}  ({seconds:.1f}s)", flush=True)
-        return state
+        self.steps.append(Step(name, ok, seconds, detail))
+        print(f"  {'✔' if ok else '✘'} {detail}  ({seconds:.1f}s)", flush=True)
+        if not ok:
+            raise ScenarioFailed(f"{name}: {detail}")
 
-    def summary(self, stack: LocalStack, wall_seconds: float) -> str:
-        settings = get_settings()
-        registry = ModelRegistry(connect(settings), settings.model_name)
-        lines = ["", "Timeline", "--------"]
-        for index, step in enumerate(self.steps, 1):
-            mark = "ok " if step.ok else "BAD"
-            lines.append(
-                f"{index:>2}. [{mark}] {step.name:<44} {step.seconds:6.1f}s  {step.observed[:90]}"
-            )
-            lines.append(f"      {stack.prefect_ui}/runs/flow-run/{step.flow_run_id}")
-        versions = ", ".join(
-            f"v{m.version} (r2 {m.metrics['r2']:.3f})" for m in registry.versions()
-        )
-        lines += [
-            "",
-            f"Registry   s3://{settings.bucket}/models/{settings.model_name}/ on {stack.s3_url}",
-            f"  versions {versions or 'none'}",
-            f"  aliases  {registry.aliases()}",
-            f"  history  {len(registry.history())} alias moves",
-            f"Prefect UI {stack.prefect_ui}  (flow runs, gate and validation artifacts, events)",
-            f"Wall time  {wall_seconds:.1f}s; {sum(s.ok for s in self.steps)}/{len(self.steps)} steps as expected",
-        ]
-        return "\n".join(lines)
+    def wait(self, what: str, condition: Callable[[], bool]) -> None:
+        deadline = time.monotonic() + self.timeout_s
+        while not condition():
+            if time.monotonic() > deadline:
+                raise ScenarioFailed(f"timed out after {self.timeout_s:.0f}s waiting for {what}")
+            time.sleep(0.5)
 
 
-def _describe(state: State) -> str:
-    result = state.result(raise_on_failure=False)
-    if hasattr(result, "version") and hasattr(result, "metrics"):
-        return (
-            f"registered v{result.version} (r2 {result.metrics['r2']:.3f}, parent {result.parent})"
-        )
-    if hasattr(result, "passed"):
-        return "gate passed" if result.passed else "gate failed"
-    return str(result)[:200]
+def _run(name: str, parameters: dict) -> str:
+    run = run_deployment(name, parameters=parameters, timeout=600)
+    if not run.state or not run.state.is_completed():
+        raise ScenarioFailed(f"{name} ended {run.state.name if run.state else 'unknown'}")
+    return run.name
 
 
-def publish_batch(name: str, frame) -> str:
-    """Upload a generated batch to the bucket and return its s3:// URI."""
-    settings = get_settings()
-    store = connect(settings)
-    store.ensure_bucket()
-    buffer = io.StringIO()
-    frame.to_csv(buffer, index=False)
-    key = f"datasets/{settings.model_name}/{name}.csv"
-    store.put_bytes(key, buffer.getvalue().encode(), "text/csv")
-    return f"s3://{settings.bucket}/{key}"
-
-
-def run_scenario(scenario: Scenario) -> bool:
-    """The loop as far as it exists: every step must end the way the scenario expects."""
-    settings = get_settings()
-    rows = scenario.rows
-    first = publish_batch("batch-001", generate_house_prices(rows, seed=1))
-    scenario.run_flow(
-        "CI checks on the first batch", True, lambda: ci_checks(data=first, return_state=True)
+def play(scenario: Scenario) -> None:
+    """The loop, start to finish; raises ScenarioFailed at the first step that goes wrong."""
+    w = scenario.world
+    first = w.publish("batch-001", w.houses(seed=1))
+    scenario.step(
+        "CI checks on the first batch",
+        lambda: "passed: " + _run("ci-checks/ci-checks", {"data": first}),
     )
-    state = scenario.run_flow("retrain: first model", True,
-                              lambda: retrain(data=first, reason="initial model", return_state=True))  # fmt: skip
-    if state.is_completed():
-        registry = ModelRegistry(connect(settings), settings.model_name)
-        registry.set_alias("champion", state.result().version, "first model (no champion yet)")
-    corrupt = publish_batch("batch-002-corrupt", generate_house_prices(
-        rows, seed=2, corruption=CorruptionSpec(null_share=0.01, negative_size_share=0.02)))  # fmt: skip
-    scenario.run_flow("retrain on a corrupt batch", False,
-                      lambda: retrain(data=corrupt, reason="corrupt batch", return_state=True))  # fmt: skip
-    shuffled = generate_house_prices(rows, seed=3)
-    shuffled["price"] = shuffled["price"].sample(frac=1.0, random_state=3).to_numpy()
-    noise = publish_batch("batch-003-shuffled-labels", shuffled)
-    scenario.run_flow("retrain on shuffled labels (gate)", False,
-                      lambda: retrain(data=noise, reason="label bug", return_state=True))  # fmt: skip
-    drifted = publish_batch("batch-004-drifted", generate_house_prices(
-        rows, seed=4, drift=DriftSpec(price_level=1.12, size_shift=0.15)))  # fmt: skip
-    scenario.run_flow("retrain on drifted data vs champion", True,
-                      lambda: retrain(data=drifted, reason="market moved", return_state=True))  # fmt: skip
-    return all(step.ok for step in scenario.steps)
+
+    def first_model() -> str:
+        _run("retrain/retrain", {"data": first, "reason": "initial model"})
+        scenario.wait("v1 to be served as champion", lambda: w.champion_served(1))
+        return "v1 registered → deploy (event) → served, champion"
+
+    scenario.step("retrain v1 and serve it", first_model)
+    users = Traffic(w.serving_url, w.model, w.houses(seed=2, rows=20000), w.target, w.store)
+    users.__enter__()
+    try:
+        _play_drift_and_bad_model(scenario, users)
+    finally:
+        report = users.stop()
+        w.traffic_reports.append(report)
+
+
+def _play_drift_and_bad_model(scenario: Scenario, users: Traffic) -> None:
+    w = scenario.world
+    corrupt = w.publish("batch-002-corrupt", w.houses(seed=3, corrupt=True))
+
+    def refused() -> str:
+        run = run_deployment(
+            "retrain/retrain", parameters={"data": corrupt, "reason": "corrupt"}, timeout=600
+        )
+        if run.state.is_completed():
+            raise ScenarioFailed("a corrupt batch was accepted")
+        return f"refused ({run.state.name}); champion still v{w.registry.alias('champion')}"
+
+    scenario.step("a corrupt batch reaches retrain", refused)
+    drifted = w.publish("batch-004-drifted", w.houses(seed=4, drifted=True))
+    w.switch_traffic(users, w.houses(seed=5, rows=20000, drifted=True))
+
+    def drift() -> str:
+        _run("drift-check/drift-daily", {"data": drifted, "window_hours": 24})
+        w.emit_extra_drift_events(4, drifted)  # a burst: still one retrain
+        scenario.wait("v2 to be promoted by the canary analysis", lambda: w.champion_served(2))
+        return f"drift → retrain ×{w.retrain_runs_by_event()} → v2 canary → promoted"
+
+    scenario.step("drift in the market: daily check run now", drift)
+
+    def bad_model() -> str:
+        version = w.register_bad_model()
+        scenario.wait(f"v{version} to be rolled back", lambda: w.rolled_back(version))
+        return f"v{version} canary → rolled back; champion v{w.registry.alias('champion')} serving"
+
+    scenario.step("a worse model slips past the gate", bad_model)
+    scenario.step("registry, server and history agree", w.check_agreement)

@@ -1,0 +1,57 @@
+"""The whole loop through events and automations, as the main job plays it.
+
+Real SeaweedFS, a real Prefect server with every deployment and automation from prefect.yaml and
+deployments/, a real process worker, the real KServe model server, simulated users. The test
+only plays the world (data, traffic, a daily check run now, a bad model slipping through);
+retrain, deploy, canary analysis, promotion and rollback all start from events.
+"""
+
+from pathlib import Path
+
+import pytest
+from prefect import get_client
+from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterName
+
+from flows.scenario import Scenario, play
+from flows.scenario_world import World
+from infra.local_stack import local_stack
+from tasks.settings import Settings
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+
+def runs_of(deployment: str) -> list:
+    with get_client(sync_client=True) as client:
+        return client.read_flow_runs(
+            deployment_filter=DeploymentFilter(name=DeploymentFilterName(any_=[deployment]))
+        )
+
+
+def test_drift_retrain_canary_promotion_and_bad_model_rollback(
+    flow_env: Settings, tmp_path: Path
+) -> None:
+    with local_stack(runtime_dir=tmp_path) as stack:
+        scenario = Scenario(World.from_environment(stack.serving_url, rows=3000), timeout_s=240)
+        play(scenario)
+        world = scenario.world
+        registry = world.registry
+        routing = world.served()
+
+    assert [step.ok for step in scenario.steps] == [True] * 6
+    # A burst of five drift events started exactly one retrain; the rest were turned away.
+    drift_runs = [
+        r for r in runs_of("retrain") if r.created_by and r.created_by.type == "AUTOMATION"
+    ]
+    assert len(drift_runs) == 5
+    assert sorted(r.state.name for r in drift_runs).count("Completed") == 1
+    (retrained,) = [r for r in drift_runs if r.state.is_completed()]
+    assert retrained.parameters["reason"].startswith("drift: ")
+    # Champion alias, served version and alias history agree; v3 is gone from traffic.
+    assert registry.alias("champion") == routing["stable_version"] == 2
+    assert routing["canary_version"] is None and registry.alias("canary") is None
+    moves = [(m.alias, m.from_version, m.to_version) for m in registry.history()]
+    assert ("champion", 1, 2) in moves and ("canary", 3, None) in moves
+    assert ("champion", 2, 3) not in moves
+    assert sum(report.failed for report in world.traffic_reports) == 0
+    analysis = runs_of("canary-analysis")
+    assert len(analysis) == 2 and all(r.created_by.type == "AUTOMATION" for r in analysis)
