@@ -1,0 +1,163 @@
+"""`mlops`: the common acts from a terminal.
+
+    mlops loop [--keep]          play the whole self-healing loop on a fresh local stack
+    mlops stack up               start the local stack and keep it running (Ctrl-C stops it)
+    mlops stack down             stop a stack started by `mlops stack up` in another terminal
+    mlops serve                  run the model server in the foreground (settings from MLOPS_*)
+    mlops status                 champion, canary, traffic split, last drift verdict
+    mlops promote                make the live canary the champion now
+    mlops rollback [--reason R]  canary out of traffic, or back to the previous champion
+    mlops history                every alias move: who, when, from, to, why
+
+Commands other than `loop`/`stack up` talk to a running stack: they read its addresses and
+(local, random) credentials from .runtime/stack.json, or from MLOPS_* variables when set.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import sys
+
+from infra.local_stack import RUNTIME_DIR, local_stack
+
+STACK_FILE = RUNTIME_DIR / "stack.json"
+
+
+def _use_running_stack() -> None:
+    if STACK_FILE.exists():
+        for key, value in json.loads(STACK_FILE.read_text())["env"].items():
+            os.environ.setdefault(key, value)
+
+
+def stack_up(_: argparse.Namespace) -> int:
+    with local_stack() as stack:
+        keys = (
+            "MLOPS_S3_ENDPOINT",
+            "MLOPS_S3_ACCESS_KEY",
+            "MLOPS_S3_SECRET_KEY",
+            "MLOPS_SERVING_URL",
+            "PREFECT_API_URL",
+        )
+        record = {"pid": os.getpid(), "env": {k: os.environ[k] for k in keys if k in os.environ}}
+        STACK_FILE.write_text(json.dumps(record, indent=2))
+        STACK_FILE.chmod(0o600)
+        print(f"stack up — Prefect UI {stack.prefect_ui}, model {stack.serving_url}; Ctrl-C stops")
+        try:
+            signal.pause()
+        except KeyboardInterrupt:
+            pass
+        finally:
+            STACK_FILE.unlink(missing_ok=True)
+    return 0
+
+
+def stack_down(_: argparse.Namespace) -> int:
+    if not STACK_FILE.exists():
+        print("no running stack recorded in .runtime/stack.json")
+        return 1
+    os.kill(json.loads(STACK_FILE.read_text())["pid"], signal.SIGINT)
+    print("asked the stack to stop; it stops everything it started")
+    return 0
+
+
+def status(_: argparse.Namespace) -> int:
+    import httpx
+
+    from tasks.registry import ModelRegistry
+    from tasks.s3 import connect
+    from tasks.settings import get_settings
+
+    settings = get_settings()
+    registry = ModelRegistry(connect(settings), settings.model_name)
+    print(f"model     {settings.model_name}\naliases   {registry.aliases()}")
+    try:
+        routing = httpx.get(f"{settings.serving_url}/mlops/v1/routing", timeout=5).json()
+        print(f"serving   {routing['routing']}")
+    except httpx.HTTPError as error:
+        print(f"serving   unreachable at {settings.serving_url}: {error}")
+    drift = sorted(
+        k
+        for k in registry.store.list_keys(f"models/{settings.model_name}/")
+        if "/drift/" in k and k.endswith(".html")
+    )
+    print(f"drift     last report {drift[-1] if drift else 'none yet'}")
+    return 0
+
+
+def act(name: str) -> int:
+    from flows.rollback import rollback
+    from tasks.release import promote
+    from tasks.settings import get_settings
+    from tasks.steps import open_registry
+    from tasks.targets import open_target
+
+    if name == "rollback":
+        print(rollback(reason=os.environ.get("MLOPS_REASON", "by hand (cli)")))
+        return 0
+    settings = get_settings()
+    print(promote.fn(open_registry.fn(settings), open_target(settings), "by hand (cli)"))
+    return 0
+
+
+def history(_: argparse.Namespace) -> int:
+    from tasks.registry import ModelRegistry
+    from tasks.s3 import connect
+    from tasks.settings import get_settings
+
+    settings = get_settings()
+    for move in ModelRegistry(connect(settings), settings.model_name).history():
+        print(
+            f"{move.at:%Y-%m-%d %H:%M:%S}  {move.alias:<9} v{move.from_version} → "
+            f"v{move.to_version}  by {move.by}: {move.reason}"
+        )
+    return 0
+
+
+def serve(_: argparse.Namespace) -> int:
+    from infra.model_server import main as serve_main
+    from tasks.settings import get_settings
+
+    settings = get_settings()
+    port = settings.serving_url.rsplit(":", 1)[-1].rstrip("/")
+    return serve_main(["--model-name", settings.model_name, "--port", port])
+
+
+def parser() -> argparse.ArgumentParser:
+    root = argparse.ArgumentParser(
+        prog="mlops", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    commands = root.add_subparsers(dest="command", required=True)
+    loop = commands.add_parser("loop", help="play the whole loop on a fresh local stack")
+    loop.add_argument("--keep", action="store_true", help="keep the stack running afterwards")
+    stack = commands.add_parser("stack", help="start (up) or stop (down) the local stack")
+    stack.add_argument("action", choices=["up", "down"])
+    commands.add_parser("serve", help="run the model server in the foreground")
+    commands.add_parser("status", help="champion, canary, split, last drift report")
+    commands.add_parser("promote", help="make the live canary the champion now")
+    rollback = commands.add_parser("rollback", help="canary out, or back to the previous champion")
+    rollback.add_argument("--reason", default="by hand (cli)")
+    commands.add_parser("history", help="every alias move with who, when and why")
+    return root
+
+
+def main(argv: list[str] | None = None) -> int:
+    arguments = parser().parse_args(argv)
+    if arguments.command == "loop":
+        from flows.loop import main as loop_main
+
+        return loop_main(["--keep"] if arguments.keep else [])
+    if arguments.command == "stack":
+        return (stack_up if arguments.action == "up" else stack_down)(arguments)
+    _use_running_stack()
+    if arguments.command == "rollback":
+        os.environ["MLOPS_REASON"] = arguments.reason
+    if arguments.command in {"promote", "rollback"}:
+        return act(arguments.command)
+    return {"serve": serve, "status": status, "history": history}[arguments.command](arguments)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
