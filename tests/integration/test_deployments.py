@@ -1,0 +1,33 @@
+"""`prefect --no-prompt deploy --all` and the automations, against a real Prefect server, twice."""
+
+from collections import Counter
+
+import pytest
+from prefect import get_client
+
+from deployments.setup import KUBERNETES_POOL, LOCAL_POOL, ROLLBACK_ON_FAILED_ANALYSIS, setup
+
+pytestmark = pytest.mark.integration
+
+DEPLOYMENTS = {"ci-checks", "retrain", "deploy", "canary-analysis", "rollback", "drift-daily"}
+
+
+def test_setup_twice_leaves_one_of_each(prefect_server) -> None:
+    setup()
+    setup()
+    with get_client(sync_client=True) as client:
+        deployments = {d.name: d for d in client.read_deployments()}
+        automations = Counter(a.name for a in client.read_automations())
+        pools = {p.name: p for p in client.read_work_pools()}
+    assert set(deployments) >= DEPLOYMENTS
+    assert all(deployments[name].work_pool_name == LOCAL_POOL for name in DEPLOYMENTS)
+    triggered = ["retrain__automation_1", "deploy__automation_1", "canary-analysis__automation_1"]
+    assert all(automations[name] == 1 for name in [*triggered, ROLLBACK_ON_FAILED_ANALYSIS])
+    retrain = deployments["retrain"]
+    assert retrain.global_concurrency_limit.limit == 1
+    assert retrain.concurrency_options.collision_strategy.value == "CANCEL_NEW"
+    (schedule,) = deployments["drift-daily"].schedules
+    assert (schedule.schedule.cron, schedule.schedule.timezone) == ("0 6 * * *", "Europe/Berlin")
+    assert pools[LOCAL_POOL].type == "process"
+    template = pools[KUBERNETES_POOL].base_job_template
+    assert template["variables"]["properties"]["namespace"]["default"] == "mlops"
