@@ -179,9 +179,25 @@ def attach_labels(store: ObjectStore, model: str, labels: pd.DataFrame) -> str:
     return key
 
 
-def read_labels(store: ObjectStore, model: str) -> pd.DataFrame:
-    """Every label ever attached; the latest wins for a (request_id, row)."""
-    keys = sorted(store.list_keys(f"{logs_prefix(model)}labels/"))
+def _written_at(key: str) -> str:
+    """The UTC write stamp a log or label key carries, as sortable text (YYYYmmddHHMMSSffffff)."""
+    name = key.rsplit("/", 1)[-1].split("-", 1)[0]
+    if "/date=" in key:
+        day = key.split("/date=", 1)[1].split("/", 1)[0].replace("-", "")
+        return day + name
+    return name.replace("T", "")
+
+
+def read_labels(store: ObjectStore, model: str, since: datetime | None = None) -> pd.DataFrame:
+    """Labels attached at or after `since` (all when None); the latest wins per (request_id, row).
+
+    A label arrives after its request, so files written before `since` cannot hold the truth
+    for requests made after it: they are not downloaded.
+    """
+    floor = "" if since is None else since.astimezone(UTC).strftime("%Y%m%d%H%M%S%f")
+    keys = sorted(
+        key for key in store.list_keys(f"{logs_prefix(model)}labels/") if _written_at(key) >= floor
+    )
     frames = [pd.read_parquet(io.BytesIO(store.get_bytes(key))) for key in keys]
     if not frames:
         return pd.DataFrame({"request_id": [], "row": [], "label": []})
@@ -203,12 +219,20 @@ def read_serving_logs(
         for key in store.list_keys(logs_prefix(model), recursive=False)
         if "/date=" in key and first <= key.rstrip("/").rsplit("=", 1)[-1] <= last
     ]
-    keys = sorted(k for day in days for k in store.list_keys(day) if k.endswith(".parquet"))
+    # A file holds rows logged before it was written: files written before `since` are skipped.
+    floor = since.astimezone(UTC).strftime("%Y%m%d%H%M%S%f")
+    keys = sorted(
+        k
+        for day in days
+        for k in store.list_keys(day)
+        if k.endswith(".parquet") and _written_at(k) >= floor
+    )
     frames = [pd.read_parquet(io.BytesIO(store.get_bytes(key))) for key in keys]
     if not frames:
         return pd.DataFrame(columns=[*META_COLUMNS, "prediction"])
     logs = pd.concat(frames, ignore_index=True)
     logs = logs[(logs["ts"] >= since) & (logs["ts"] < until)].sort_values("ts", kind="stable")
     if with_labels:
-        logs = logs.merge(read_labels(store, model), on=["request_id", "row"], how="left")
+        labels = read_labels(store, model, since)
+        logs = logs.merge(labels, on=["request_id", "row"], how="left")
     return logs.reset_index(drop=True)

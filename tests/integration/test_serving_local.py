@@ -347,6 +347,14 @@ def test_logs_land_in_s3_and_join_labels(world: World) -> None:
     assert mine.loc[ids[3:], "label"].isna().all()
     stale = read_serving_logs(world.store, world.registry.name, since - timedelta(days=3), since)
     assert not stale["request_id"].isin(ids).any()
+    # Files written before the window are not even downloaded (they would not parse):
+    day = (since - timedelta(hours=1)).strftime("%Y-%m-%d")
+    old = (since - timedelta(hours=1)).strftime("%H%M%S%f")
+    prefix = f"serving-logs/{world.registry.name}"
+    world.store.put_bytes(f"{prefix}/date={day}/{old}-deadbeef.parquet", b"not parquet")
+    world.store.put_bytes(f"{prefix}/labels/{day.replace('-', '')}T{old}-dead.parquet", b"nope")
+    again = read_serving_logs(world.store, world.registry.name, since, datetime.now(UTC))
+    assert sorted(again[again["request_id"].isin(ids)]["request_id"]) == sorted(ids)
 
 
 def test_logs_are_flushed_on_shutdown_and_target_drives_the_split(
