@@ -27,6 +27,7 @@ LOCAL_POOL = "mlops-local"
 KUBERNETES_POOL = "mlops-kubernetes"
 K8S_TEMPLATE = PROJECT_ROOT / "infra" / "prefect" / "kubernetes-base-job-template.json"
 ROLLBACK_ON_FAILED_ANALYSIS = "mlops: roll back when canary-analysis fails"
+ROLLBACK_ON_LIVE_FAILURE = "mlops: roll back a canary the router took out"
 
 
 def ensure_work_pools(with_kubernetes: bool = True) -> list[str]:
@@ -91,6 +92,31 @@ def rollback_automation() -> Automation:
     )
 
 
+def failover_automation() -> Automation:
+    """When the model server takes a failing canary out of traffic, record the rollback."""
+    return Automation(
+        name=ROLLBACK_ON_LIVE_FAILURE,
+        description="The router took a canary out (errors or NaN on live traffic): roll it back.",
+        trigger=EventTrigger(
+            expect={"mlops.serving.canary-failed"},
+            match={"prefect.resource.id": "mlops.model.*"},
+            posture=Posture.Reactive,
+            threshold=1,
+        ),
+        actions=[
+            RunDeployment(
+                source="selected",
+                deployment_id=_deployment_id("rollback/rollback"),
+                parameters={
+                    "reason": "canary failed on live traffic: {{ event.payload.reason }}",
+                    "model_name": "{{ event.resource['prefect.resource.name'] }}",
+                    "canary_version": "{{ event.payload.version }}",
+                },
+            )
+        ],
+    )
+
+
 def ensure_automation(wanted: Automation) -> str:
     """Create the automation, or bring the one of that name up to date: never a second copy."""
     try:
@@ -106,8 +132,11 @@ def ensure_automation(wanted: Automation) -> str:
 def setup(with_kubernetes: bool = True) -> dict[str, object]:
     pools = ensure_work_pools(with_kubernetes)
     deploy_all()
-    automation = ensure_automation(rollback_automation())
-    return {"pools_created": pools, "rollback_automation": automation}
+    return {
+        "pools_created": pools,
+        "rollback_automation": ensure_automation(rollback_automation()),
+        "failover_automation": ensure_automation(failover_automation()),
+    }
 
 
 if __name__ == "__main__":

@@ -11,11 +11,16 @@ from tasks.targets import ServingState, open_target
 
 
 @flow(name="rollback", flow_run_name=run_name("rollback"))
-def rollback(reason: str = "by hand", model_name: str | None = None) -> ServingState:
-    """Take the canary out of traffic, or, with no canary, restore the previous champion."""
+def rollback(
+    reason: str = "by hand", model_name: str | None = None, canary_version: int | None = None
+) -> ServingState:
+    """Take the canary out of traffic, or, with no canary, restore the previous champion.
+
+    With `canary_version` (as the failover automation passes it), only that canary, if it still is.
+    """
     settings = get_settings(model_name=model_name)
     registry = open_registry(settings)
-    return roll_back(registry, open_target(settings), reason)
+    return roll_back(registry, open_target(settings), reason, canary_version)
 
 
 if __name__ == "__main__":

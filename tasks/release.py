@@ -87,11 +87,19 @@ def _champion_before(registry: ModelRegistry, version: int) -> int | None:
 
 
 @task
-def promote(registry: ModelRegistry, target: ServingTarget, reason: str) -> ServingState:
-    """The canary becomes champion; the old champion stays ready as `previous`."""
+def promote(
+    registry: ModelRegistry, target: ServingTarget, reason: str, canary_version: int | None = None
+) -> ServingState:
+    """The canary becomes champion; the old champion stays ready as `previous`.
+
+    With `canary_version`, only that canary is promoted: a verdict on v3 never promotes a v4
+    that replaced it meanwhile.
+    """
     canary, champion = registry.alias("canary"), registry.alias("champion")
     if canary is None:
         raise ReleaseError(f"{registry.name} has no canary to promote")
+    if canary_version is not None and canary != canary_version:
+        raise ReleaseError(f"the canary is now v{canary}, not v{canary_version}: not promoting")
     state = target.promote_canary()
     if champion is not None:
         registry.set_alias("previous", champion, f"replaced by v{canary}")
@@ -106,9 +114,19 @@ def promote(registry: ModelRegistry, target: ServingTarget, reason: str) -> Serv
 
 
 @task
-def roll_back(registry: ModelRegistry, target: ServingTarget, reason: str) -> ServingState:
-    """Take the canary out of traffic; with no canary, put `previous` back as champion."""
+def roll_back(
+    registry: ModelRegistry, target: ServingTarget, reason: str, canary_version: int | None = None
+) -> ServingState:
+    """Take the canary out of traffic; with no canary, put `previous` back as champion.
+
+    With `canary_version`, only that canary is rolled back, and only if it is still the canary:
+    two parties rolling back the same canary (the analysis and the failover automation) must
+    not roll back the champion as well.
+    """
     canary, champion = registry.alias("canary"), registry.alias("champion")
+    if canary_version is not None and canary != canary_version:
+        get_run_logger().info("v%d is no longer the canary: nothing to roll back", canary_version)
+        return target.state()
     if canary is not None:
         state = target.rollback_canary()
         registry.set_alias("canary", None, f"rolled back: {reason}")
@@ -133,7 +151,7 @@ def act_on_verdict(verdict: CanaryVerdict, registry: ModelRegistry, target: Serv
     """Carry out the canary verdict: promote, roll back, or leave the canary running."""
     reason = "; ".join(verdict.reasons)
     if verdict.action == "promote":
-        promote.fn(registry, target, reason)
+        promote.fn(registry, target, reason, verdict.canary_version)
     elif verdict.action == "rollback":
-        roll_back.fn(registry, target, reason)
+        roll_back.fn(registry, target, reason, verdict.canary_version)
     return verdict.action

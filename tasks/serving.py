@@ -9,6 +9,7 @@ tasks/serving_app.py.
 
 from __future__ import annotations
 
+import os
 import random
 import threading
 import time
@@ -157,10 +158,13 @@ class RoutedModel(Model):
     def _take_out_canary(self, version: int, reason: str) -> None:
         with self._swap_lock:
             self._failed[version] = reason
-            if self._served.routing.canary_version == version:
+            taken_out = self._served.routing.canary_version == version
+            if taken_out:
                 self._served = _Served(
                     without_canary_traffic(self._served.routing), self._served.versions
                 )
+        if taken_out:
+            announce_canary_failure(self.name, version, reason)
 
     def state(self) -> RoutingState:
         served = self._served
@@ -232,6 +236,22 @@ class RoutedModel(Model):
             self._take_out_canary(version, reason)
             return self._answer(served, served.routing.stable_version, rows)
         raise InferenceError(f"{self.name} v{version} {reason}")
+
+
+def announce_canary_failure(model: str, version: int, reason: str) -> None:
+    """Tell the loop that the router took a canary out, so the failover automation records it.
+
+    Only where a Prefect API is configured: a bare model server must never start one of its own.
+    """
+    if not os.environ.get("PREFECT_API_URL"):
+        return
+    from prefect.events import emit_event
+
+    emit_event(
+        event="mlops.serving.canary-failed",
+        resource={"prefect.resource.id": f"mlops.model.{model}", "prefect.resource.name": model},
+        payload={"version": version, "reason": reason},
+    )
 
 
 def _request_id(payload: object, headers: dict[str, str] | None) -> str:

@@ -4,6 +4,7 @@ Real SeaweedFS, a real Prefect server, the real KServe model server process; tra
 labels that arrive later come from `infra/traffic.py`. No human step between canary and verdict.
 """
 
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -35,10 +36,16 @@ def register(
     frame = generate_house_prices(1500, seed=seed)
     frame["price"] *= price_factor
     model = train_model(frame, contract, seed=seed).model
-    spec = ModelSpec(features=contract.feature_names, target="price", metrics={"r2": 0.9},
-                     data=DataSummary(digest=data_digest(frame), rows=len(frame)),
-                     contract={"name": contract.name}, git_revision="test", params={},
-                     library_versions=library_versions())  # fmt: skip
+    spec = ModelSpec(
+        features=contract.feature_names,
+        target="price",
+        metrics={"r2": 0.9},
+        data=DataSummary(digest=data_digest(frame), rows=len(frame)),
+        contract={"name": contract.name},
+        git_revision="test",
+        params={},
+        library_versions=library_versions(),
+    )
     return registry.register(model, spec).version
 
 
@@ -46,11 +53,17 @@ def register(
 def served(flow_env: Settings, s3_server, contract: DataContract, monkeypatch) -> Iterator[dict]:
     registry = ModelRegistry(connect(flow_env), flow_env.model_name)
     registry.store.ensure_bucket()
-    versions = {"v1": register(registry, contract, 41, 1.0), "v2": register(registry, contract, 42, 1.0),
-                "bad": register(registry, contract, 43, 1.6)}  # fmt: skip
+    versions = {
+        "v1": register(registry, contract, 41, 1.0),
+        "v2": register(registry, contract, 42, 1.0),
+        "bad": register(registry, contract, 43, 1.6),
+    }
     options = ServeOptions(log_flush_seconds=0.5)
-    server = start_model_server({**s3_server.env(), "MLOPS_MODEL_NAME": flow_env.model_name},
-                                flow_env.model_name, options=options)  # fmt: skip
+    server = start_model_server(
+        {**s3_server.env(), "MLOPS_MODEL_NAME": flow_env.model_name},
+        flow_env.model_name,
+        options=options,
+    )
     monkeypatch.setenv("MLOPS_SERVING_URL", server.url)
     monkeypatch.setenv("MLOPS_CANARY_POLL_S", "0.5")
     try:
@@ -108,3 +121,45 @@ def test_manual_rollback_restores_previous_then_refuses(served: dict, flow_env: 
     assert registry.alias("champion") == served["v1"] and registry.alias("previous") is None
     with pytest.raises(ReleaseError, match="nothing to roll back to"):
         rollback(reason="again")
+
+
+def test_live_failover_is_announced_and_a_second_rollback_leaves_the_champion(
+    served: dict, flow_env: Settings, contract: DataContract
+) -> None:
+    """A canary answering NaN on live traffic (not on the load-time probe) is taken out by the
+    router at once; the server announces it, and rolling that canary back twice (the failover
+    automation and the analysis racing) never touches the champion."""
+    from bench.rollback import NaNAbove
+
+    registry, server = served["registry"], served["server"]
+    deploy(version=served["v1"])
+    good = train_model(generate_house_prices(1500, seed=44), contract, seed=44).model
+    frame = generate_house_prices(100, seed=44)
+    spec = ModelSpec(
+        features=contract.feature_names,
+        target="price",
+        metrics={"r2": 0.9},
+        data=DataSummary(digest=data_digest(frame), rows=100),
+        contract={},
+        git_revision="test",
+        params={},
+        library_versions=library_versions(),
+    )
+    broken = registry.register(
+        NaNAbove(good, "condition", 3.0), spec
+    ).version  # probe stays below 3
+    deploy(version=broken, percent=50)
+    with traffic(served, flow_env, seed=52) as users:
+        deadline = time.monotonic() + 60
+        while LocalServingTarget(server.url, flow_env.model_name).state().canary_percent:
+            assert time.monotonic() < deadline, "the router never took the broken canary out"
+            time.sleep(0.1)
+    assert users.report.failed == 0
+    (event,) = events_named("mlops.serving.canary-failed", flow_env.model_name)
+    assert event.payload["version"] == broken and "NaN" in event.payload["reason"]
+    rollback(reason="failover", canary_version=broken)
+    rollback(reason="analysis, late", canary_version=broken)  # a no-op: already rolled back
+    assert registry.aliases() == {"champion": served["v1"]}
+    assert (
+        LocalServingTarget(server.url, flow_env.model_name).state().stable_version == served["v1"]
+    )

@@ -5,7 +5,13 @@ from collections import Counter
 import pytest
 from prefect import get_client
 
-from deployments.setup import KUBERNETES_POOL, LOCAL_POOL, ROLLBACK_ON_FAILED_ANALYSIS, setup
+from deployments.setup import (
+    KUBERNETES_POOL,
+    LOCAL_POOL,
+    ROLLBACK_ON_FAILED_ANALYSIS,
+    ROLLBACK_ON_LIVE_FAILURE,
+    setup,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -22,7 +28,8 @@ def test_setup_twice_leaves_one_of_each(prefect_server) -> None:
     assert set(deployments) >= DEPLOYMENTS
     assert all(deployments[name].work_pool_name == LOCAL_POOL for name in DEPLOYMENTS)
     triggered = ["retrain__automation_1", "deploy__automation_1", "canary-analysis__automation_1"]
-    assert all(automations[name] == 1 for name in [*triggered, ROLLBACK_ON_FAILED_ANALYSIS])
+    owned = [ROLLBACK_ON_FAILED_ANALYSIS, ROLLBACK_ON_LIVE_FAILURE]
+    assert all(automations[name] == 1 for name in [*triggered, *owned])
     retrain = deployments["retrain"]
     assert retrain.global_concurrency_limit.limit == 1
     assert retrain.concurrency_options.collision_strategy.value == "CANCEL_NEW"
