@@ -52,31 +52,6 @@ class DataSummary(BaseModel):
     source: str = ""
 
 
-class Manifest(BaseModel):
-    """Everything needed to trust, reproduce and serve one model version."""
-
-    model_config = ConfigDict(frozen=True)
-
-    name: str
-    version: int
-    sha256: str
-    size_bytes: int
-    storage_uri: str
-    features: list[str]
-    target: str
-    metrics: dict[str, float]
-    slice_metrics: dict[str, dict[str, float]] = Field(default_factory=dict)
-    data: DataSummary
-    contract: dict[str, str]
-    git_revision: str
-    params: dict[str, object]
-    library_versions: dict[str, str]
-    parent: int | None
-    created_at: datetime
-    created_by: str
-    reason: str = ""
-
-
 class ModelSpec(BaseModel):
     """What a caller hands to `register`: all of the manifest but what the registry decides."""
 
@@ -102,6 +77,19 @@ class ModelSpec(BaseModel):
     library_versions: dict[str, str]
     parent: int | None = None
     reason: str = ""
+
+
+class Manifest(ModelSpec):
+    """Everything needed to trust, reproduce and serve one model version: the caller's spec
+    plus what the registry decides (number, checksum, location, time, author)."""
+
+    name: str
+    version: int
+    sha256: str
+    size_bytes: int
+    storage_uri: str
+    created_at: datetime
+    created_by: str
 
 
 class AliasMove(BaseModel):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -10,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from infra.local_s3 import S3Server, start_s3_server
+from infra.local_stack import environment
 from infra.prefect_server import PrefectServer, prefect_session
 from tasks.contract import DataContract, load_contract
 from tasks.settings import DEFAULT_CONTRACT, Settings, get_settings
@@ -70,14 +70,5 @@ def flow_env(
     s3_server: S3Server, prefect_server: PrefectServer, model_name: str
 ) -> Iterator[Settings]:
     """Environment for running flows: the S3 server's settings and a fresh model name."""
-    values = {**s3_server.env(), "MLOPS_MODEL_NAME": model_name}
-    saved = {key: os.environ.get(key) for key in values}
-    os.environ.update(values)
-    try:
+    with environment({**s3_server.env(), "MLOPS_MODEL_NAME": model_name}):
         yield get_settings()
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
