@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import copy
 import json
-import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -25,10 +24,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import jsonschema
-import uvicorn
 import yaml
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
+
+from tests.standins.http import serve_app
 
 PREFIX = "/apis/serving.kserve.io/v1beta1/namespaces/{namespace}/inferenceservices"
 RESOURCE = "inferenceservices.serving.kserve.io"
@@ -446,20 +446,5 @@ def json_path(path: Any) -> str:
 @contextmanager
 def serve(standin: KubeApiStandIn) -> Iterator[str]:
     """Run the stand-in on 127.0.0.1 (a free port) in a thread; yields its base URL."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(standin.app(), log_level="warning", lifespan="off"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("the Kubernetes API stand-in did not start")
-        time.sleep(0.02)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(10)
-        sock.close()
+    with serve_app(standin.app(), "the Kubernetes API stand-in") as url:
+        yield url
