@@ -1,6 +1,7 @@
 """`prefect --no-prompt deploy --all` and the automations, against a real Prefect server, twice."""
 
 from collections import Counter
+from collections.abc import Iterator
 
 import pytest
 from prefect import get_client
@@ -18,9 +19,22 @@ pytestmark = pytest.mark.integration
 DEPLOYMENTS = {"ci-checks", "retrain", "deploy", "canary-analysis", "rollback", "drift-daily"}
 
 
-def test_setup_twice_leaves_one_of_each(prefect_server) -> None:
-    setup()
-    setup()
+@pytest.fixture
+def registered(prefect_server) -> Iterator[None]:
+    """Set up twice; afterwards remove it all, so other tests' events trigger nothing."""
+    try:
+        setup()
+        setup()
+        yield
+    finally:
+        with get_client(sync_client=True) as client:
+            for automation in client.read_automations():
+                client.delete_automation(automation.id)
+            for deployment in client.read_deployments():
+                client.delete_deployment(deployment.id)
+
+
+def test_setup_twice_leaves_one_of_each(registered) -> None:
     with get_client(sync_client=True) as client:
         deployments = {d.name: d for d in client.read_deployments()}
         automations = Counter(a.name for a in client.read_automations())

@@ -20,11 +20,13 @@ from tasks.settings import Settings
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
-def runs_of(deployment: str) -> list:
+def runs_of(deployment: str, model: str) -> list:
+    """This model's runs of a deployment (other tests share the Prefect server)."""
     with get_client(sync_client=True) as client:
-        return client.read_flow_runs(
+        runs = client.read_flow_runs(
             deployment_filter=DeploymentFilter(name=DeploymentFilterName(any_=[deployment]))
         )
+    return [run for run in runs if run.parameters.get("model_name") == model]
 
 
 def test_drift_retrain_canary_promotion_and_bad_model_rollback(
@@ -40,7 +42,9 @@ def test_drift_retrain_canary_promotion_and_bad_model_rollback(
     assert [step.ok for step in scenario.steps] == [True] * 6
     # A burst of five drift events started exactly one retrain; the rest were turned away.
     drift_runs = [
-        r for r in runs_of("retrain") if r.created_by and r.created_by.type == "AUTOMATION"
+        r
+        for r in runs_of("retrain", flow_env.model_name)
+        if r.created_by and r.created_by.type == "AUTOMATION"
     ]
     assert len(drift_runs) == 5
     assert sorted(r.state.name for r in drift_runs).count("Completed") == 1
@@ -53,5 +57,5 @@ def test_drift_retrain_canary_promotion_and_bad_model_rollback(
     assert ("champion", 1, 2) in moves and ("canary", 3, None) in moves
     assert ("champion", 2, 3) not in moves
     assert sum(report.failed for report in world.traffic_reports) == 0
-    analysis = runs_of("canary-analysis")
+    analysis = runs_of("canary-analysis", flow_env.model_name)
     assert len(analysis) == 2 and all(r.created_by.type == "AUTOMATION" for r in analysis)
