@@ -200,7 +200,13 @@ def read_labels(store: ObjectStore, model: str, since: datetime | None = None) -
     )
     frames = [pd.read_parquet(io.BytesIO(store.get_bytes(key))) for key in keys]
     if not frames:
-        return pd.DataFrame({"request_id": [], "row": [], "label": []})
+        return pd.DataFrame(
+            {
+                "request_id": pd.Series(dtype=object),
+                "row": pd.Series(dtype="int64"),
+                "label": pd.Series(dtype="float64"),
+            }
+        )
     labels = pd.concat(frames, ignore_index=True).sort_values("labelled_at", kind="stable")
     return labels.drop_duplicates(["request_id", "row"], keep="last")[
         ["request_id", "row", "label"]

@@ -347,6 +347,21 @@ def test_logs_land_in_s3_and_join_labels(world: World) -> None:
     assert mine.loc[ids[3:], "label"].isna().all()
     stale = read_serving_logs(world.store, world.registry.name, since - timedelta(days=3), since)
     assert not stale["request_id"].isin(ids).any()
+    # Windows with no labels yet (the truth comes later) read as unlabelled rows, also when
+    # the only log file in the window holds rows from just before it:
+    fresh_since, fresh_id = datetime.now(UTC), f"fresh-{uuid.uuid4().hex[:8]}"
+    httpx.post(
+        world.predict_url(),
+        json={"instances": world.instances(7, 1)},
+        headers={"x-request-id": fresh_id},
+    )
+    after_request = datetime.now(UTC)
+    assert httpx.post(f"{world.server.url}/mlops/v1/logs/flush").json()["flushed"] is True
+    fresh = read_serving_logs(world.store, world.registry.name, fresh_since, datetime.now(UTC))
+    assert list(fresh["request_id"]) == [fresh_id] and fresh["label"].isna().all()
+    assert read_serving_logs(
+        world.store, world.registry.name, after_request, datetime.now(UTC)
+    ).empty
     # Files written before the window are not even downloaded (they would not parse):
     day = (since - timedelta(hours=1)).strftime("%Y-%m-%d")
     old = (since - timedelta(hours=1)).strftime("%H%M%S%f")
