@@ -20,17 +20,17 @@ from datetime import UTC, datetime
 from typing import NamedTuple
 
 import joblib
-import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from tasks.contract import DataContract, load_contract
-from tasks.data import data_digest, load_csv, split_holdout
-from tasks.evaluation import Evaluation, evaluate_model
+from tasks.candidate import candidate_spec, champion_evaluation, open_model_registry
+from tasks.contract import load_contract
+from tasks.data import load_csv, split_holdout
+from tasks.evaluation import evaluate_model
 from tasks.gate import GatePolicy, GateVerdict, judge_candidate
-from tasks.registry import DataSummary, Manifest, ModelRegistry, ModelSpec, VersionNotFound
-from tasks.s3 import ObjectStore, connect
-from tasks.settings import Settings, get_settings
-from tasks.training import TrainedModel, library_versions, train_model
+from tasks.registry import Manifest, ModelSpec
+from tasks.s3 import ObjectStore
+from tasks.settings import get_settings
+from tasks.training import TrainedModel, train_model
 from tasks.validation import DataValidationError, conform, validate_frame
 
 SECRET_KEY_TO_ENV = {"access_key": "MLOPS_S3_ACCESS_KEY", "secret_key": "MLOPS_S3_SECRET_KEY"}
@@ -82,7 +82,7 @@ def train_and_judge(data_uri: str, model_name: str) -> tuple[str, GateVerdict]:
     """Validate → split → train → evaluate → judge against the champion; stage the candidate."""
     settings = get_settings(model_name=model_name, data_uri=data_uri)
     contract = load_contract(settings.contract_path)
-    registry = _open_registry(settings)
+    registry = open_model_registry(settings)
     frame = load_csv(data_uri, registry.store)
     report = validate_frame(frame, contract)
     if not report.passed:
@@ -92,15 +92,15 @@ def train_and_judge(data_uri: str, model_name: str) -> tuple[str, GateVerdict]:
     )
     trained = train_model(train, contract, settings.seed)
     evaluation = evaluate_model(trained.model, holdout, contract, settings.seed)
-    version, champion = _score_champion(registry, holdout, contract, settings.seed)
+    version, champion = champion_evaluation(registry, holdout, contract, settings.seed)
     verdict = judge_candidate(evaluation, champion, GatePolicy.from_settings(settings), version)
-    spec = _model_spec(trained, evaluation, frame, (contract, settings, verdict))
+    spec = candidate_spec(trained, evaluation, frame, (contract, settings, verdict), data_uri)
     return _stage(registry.store, model_name, trained, spec, verdict), verdict
 
 
 def register_staged(candidate_uri: str, model_name: str, reason: str) -> Manifest:
     """Register a staged candidate if, and only if, its staged gate verdict passed."""
-    registry = _open_registry(get_settings(model_name=model_name))
+    registry = open_model_registry(get_settings(model_name=model_name))
     prefix = _staging_prefix(candidate_uri, registry.store.bucket)
     raw = registry.store.get_bytes(prefix + "candidate.json")
     staged = StagedCandidate.model_validate_json(raw)
@@ -114,53 +114,6 @@ def register_staged(candidate_uri: str, model_name: str, reason: str) -> Manifes
     manifest = registry.register(joblib.load(io.BytesIO(payload)), spec)
     logging.getLogger(__name__).info("registered %s v%d", manifest.name, manifest.version)
     return manifest
-
-
-def _open_registry(settings: Settings) -> ModelRegistry:
-    store = connect(settings)
-    store.ensure_bucket(versioning=True)
-    return ModelRegistry(store, settings.model_name)
-
-
-def _score_champion(
-    registry: ModelRegistry, holdout: pd.DataFrame, contract: DataContract, seed: int
-) -> tuple[int | None, Evaluation | None]:
-    """The champion's numbers on the candidate's own holdout, as steps.score_champion does."""
-    version = registry.alias("champion")
-    if version is None:
-        return None, None
-    try:
-        _, model = registry.load(version)
-    except VersionNotFound:
-        return None, None
-    return version, evaluate_model(model, holdout, contract, seed)
-
-
-def _model_spec(
-    trained: TrainedModel,
-    evaluation: Evaluation,
-    frame: pd.DataFrame,
-    context: tuple[DataContract, Settings, GateVerdict],
-) -> ModelSpec:
-    """The manifest's content, built as steps.register_candidate builds it (reason set later)."""
-    contract, settings, verdict = context
-    return ModelSpec(
-        features=contract.feature_names,
-        target=contract.target.name,
-        metrics=evaluation.metrics,
-        slice_metrics={
-            f"{s.column}={s.value}": {"mape": s.mape, "rows": s.rows} for s in evaluation.slices
-        },
-        data=DataSummary(
-            digest=data_digest(frame), rows=len(frame), source=settings.data_uri or ""
-        ),
-        contract={"name": contract.name, "digest": contract.digest()},
-        # Pods have no git checkout: the image sets MLOPS_GIT_REVISION when it is built.
-        git_revision=settings.git_revision or "unknown",
-        params={**trained.params, "seed": settings.seed, "train_rows": trained.rows},
-        library_versions=library_versions(),
-        parent=verdict.champion_version,
-    )
 
 
 def _stage(

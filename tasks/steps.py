@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import subprocess
 from collections.abc import Callable
 from functools import partial
-from pathlib import Path
 
 import pandas as pd
 from prefect import get_run_logger
@@ -14,15 +12,16 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.events import emit_event
 
+from tasks.candidate import candidate_spec, champion_evaluation, open_model_registry
 from tasks.contract import DataContract, load_contract
-from tasks.data import data_digest, load_csv, split_holdout
+from tasks.data import load_csv, split_holdout
 from tasks.evaluation import Evaluation, evaluate_model
 from tasks.gate import GatePolicy, GateVerdict, judge_candidate
-from tasks.registry import DataSummary, Manifest, ModelRegistry, ModelSpec, VersionNotFound
+from tasks.registry import Manifest, ModelRegistry
 from tasks.reports import gate_markdown, validation_markdown
 from tasks.s3 import ObjectStore, connect
 from tasks.settings import Settings, get_settings
-from tasks.training import TrainedModel, library_versions, train_model
+from tasks.training import TrainedModel, train_model
 from tasks.validation import DataValidationError, ValidationReport, conform, validate_frame
 
 # Inputs are data frames and live S3 clients: hashing them for a cache key is waste (or fails).
@@ -37,22 +36,6 @@ def model_resource(name: str) -> dict[str, str]:
     return {"prefect.resource.id": f"mlops.model.{name}", "prefect.resource.name": name}
 
 
-def git_revision(settings: Settings) -> str:
-    if settings.git_revision:
-        return settings.git_revision
-    root = Path(__file__).resolve().parents[1]
-    try:
-        result = subprocess.run(
-            ["git", "-C", str(root), "rev-parse", "HEAD"],
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-    except FileNotFoundError:  # no git in the image: set MLOPS_GIT_REVISION at build time
-        return "unknown"
-    return result.stdout.strip() or "unknown"
-
-
 @task
 def read_contract(settings: Settings) -> DataContract:
     return load_contract(settings.contract_path)
@@ -60,9 +43,7 @@ def read_contract(settings: Settings) -> DataContract:
 
 @task
 def open_registry(settings: Settings) -> ModelRegistry:
-    store = connect(settings)
-    store.ensure_bucket(versioning=True)
-    return ModelRegistry(store, settings.model_name)
+    return open_model_registry(settings)
 
 
 @task
@@ -120,16 +101,7 @@ def score_champion(
     registry: ModelRegistry, holdout: pd.DataFrame, contract: DataContract, settings: Settings
 ) -> tuple[int | None, Evaluation | None]:
     """The serving champion's numbers on the candidate's own holdout (None if there is none)."""
-    version = registry.alias("champion")
-    if version is None:
-        return None, None
-    try:
-        manifest, model = registry.load(version)
-    except VersionNotFound:
-        return None, None
-    if manifest.features != contract.feature_names:
-        get_run_logger().warning("champion v%s was trained on other features", version)
-    return version, evaluate_model(model, holdout, contract, settings.seed)
+    return champion_evaluation(registry, holdout, contract, settings.seed, get_run_logger())
 
 
 @task
@@ -161,23 +133,9 @@ def register_candidate(
     context: tuple[DataContract, Settings, GateVerdict, str],
 ) -> Manifest:
     contract, settings, verdict, reason = context
-    spec = ModelSpec(
-        features=contract.feature_names,
-        target=contract.target.name,
-        metrics=evaluation.metrics,
-        slice_metrics={
-            f"{s.column}={s.value}": {"mape": s.mape, "rows": s.rows} for s in evaluation.slices
-        },
-        data=DataSummary(
-            digest=data_digest(frame), rows=len(frame), source=str(frame.attrs.get("source", ""))
-        ),
-        contract={"name": contract.name, "digest": contract.digest()},
-        git_revision=git_revision(settings),
-        params={**trained.params, "seed": settings.seed, "train_rows": trained.rows},
-        library_versions=library_versions(),
-        parent=verdict.champion_version,
-        reason=reason,
-    )
+    source = str(frame.attrs.get("source", ""))
+    spec = candidate_spec(trained, evaluation, frame, (contract, settings, verdict), source)
+    spec = spec.model_copy(update={"reason": reason})
     manifest = registry.register(trained.model, spec)
     get_run_logger().info(
         "registered %s v%d (%s)", manifest.name, manifest.version, manifest.sha256
