@@ -1,0 +1,50 @@
+"""The reliability record: every case in this tier writes one row of docs/RELIABILITY.md.
+
+A test asks for the `reliability` fixture and calls `record(...)` with what it did, what it
+expected and what it observed (numbers, not adjectives). The outcome column comes from pytest
+itself, so a failing case shows as FAILED in the table instead of vanishing from it. At the end
+of the session the rows are written to docs/RELIABILITY.md (or MLOPS_RELIABILITY_REPORT).
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.reliability.record import CaseRecorder, Row, write_report
+
+ROWS_KEY = pytest.StashKey[list[Row]]()
+
+
+@pytest.fixture
+def reliability(request: pytest.FixtureRequest) -> CaseRecorder:
+    recorder = CaseRecorder(request.node.nodeid)
+    request.node.stash[ROWS_KEY] = recorder.rows
+    return recorder
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
+    report = yield
+    rows = item.stash.get(ROWS_KEY, None)
+    if rows is not None and (report.when == "call" or report.failed):
+        outcome = "passed" if report.passed else ("skipped" if report.skipped else "FAILED")
+        for row in rows:
+            if row.outcome != "FAILED":
+                row.outcome = outcome
+        _session_rows(item.session).extend(r for r in rows if r not in _session_rows(item.session))
+    return report
+
+
+SESSION_ROWS = pytest.StashKey[list[Row]]()
+
+
+def _session_rows(session: pytest.Session) -> list[Row]:
+    if SESSION_ROWS not in session.stash:
+        session.stash[SESSION_ROWS] = []
+    return session.stash[SESSION_ROWS]
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    rows = session.stash.get(SESSION_ROWS, [])
+    if rows:
+        write_report(rows, session.config.rootpath)
