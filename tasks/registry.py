@@ -2,10 +2,12 @@
 
 Layout under the bucket (see DESIGN.md):
     models/<name>/v<N>/model.joblib      what KServe's sklearn runtime loads
+    models/<name>/v<N>/manifest.sig      HMAC of manifest.json when a signing key is configured
     models/<name>/v<N>/manifest.json     written last: a version exists once its manifest does
     models/<name>/claims/v<N>/<token>    version-number claims: a claim alone under <N> owns it
     models/<name>/aliases/<alias>.json   one small pointer object per alias (one PUT moves it)
     models/<name>/history/<time>-<token>.json   one object per alias move, never rewritten
+    models/<name>/leases/<what>/<expiry>-<token>   short leases serialising alias moves and releases
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import getpass
 import hashlib
 import io
 import json
+import logging
 import math
 import os
 import random
@@ -21,16 +24,28 @@ import re
 import secrets
 import socket
 import time
+from contextlib import AbstractContextManager
 from datetime import UTC, datetime
 
 import joblib
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from tasks.leases import lease
 from tasks.s3 import ObjectNotFound, ObjectStore
+from tasks.signing import SignatureError, sign, verify
 
 ALIAS_PATTERN = re.compile(r"^[a-z][a-z0-9-]{0,31}$")
 VERSION_DIR = re.compile(r"/v(\d+)/$")
 CLAIM_KEY = re.compile(r"/claims/v(\d+)/[^/]+$")
+LOG = logging.getLogger(__name__)
+
+
+class _Any:
+    def __repr__(self) -> str:
+        return "ANY"
+
+
+ANY = _Any()  # set_alias(expected=ANY): move whatever the alias points at now
 
 
 class RegistryError(RuntimeError):
@@ -43,6 +58,10 @@ class IntegrityError(RegistryError):
 
 class VersionNotFound(RegistryError):
     """No complete version (model file and manifest) under that number or alias."""
+
+
+class AliasConflict(RegistryError):
+    """The alias no longer points where the caller expected: someone else moved it first."""
 
 
 class DataSummary(BaseModel):
@@ -114,10 +133,15 @@ def actor() -> str:
 class ModelRegistry:
     """Versions and aliases of one model name in one bucket."""
 
-    def __init__(self, store: ObjectStore, name: str) -> None:
+    def __init__(self, store: ObjectStore, name: str, signing_key: bytes | None = None) -> None:
         self.store = store
         self.name = name
         self.prefix = f"models/{name}/"
+        self.signing_key = signing_key  # when set: sign what we write, refuse what is unsigned
+
+    def lock(self, what: str) -> AbstractContextManager[str]:
+        """A lease on `what` for this model (e.g. "release"), held for the `with` block."""
+        return lease(self.store, f"{self.prefix}leases/{what}/", actor())
 
     # -- versions -------------------------------------------------------------------------
     def register(self, model: object, spec: ModelSpec, max_attempts: int = 30) -> Manifest:
@@ -137,13 +161,12 @@ class ModelRegistry:
             created_by=actor(),
             **spec.model_dump(),
         )
+        document = manifest.model_dump_json(indent=2).encode()
         self.store.put_bytes(directory + "model.joblib", payload)
+        if self.signing_key is not None:
+            self.store.put_bytes(directory + "manifest.sig", sign(self.signing_key, document))
         # The manifest is the commit point: a version without one is invisible everywhere.
-        self.store.put_bytes(
-            directory + "manifest.json",
-            manifest.model_dump_json(indent=2).encode(),
-            "application/json",
-        )
+        self.store.put_bytes(directory + "manifest.json", document, "application/json")
         return manifest
 
     def _claim_version(self, max_attempts: int) -> int:
@@ -178,12 +201,31 @@ class ModelRegistry:
             raw = self.store.get_bytes(key)
         except ObjectNotFound as error:
             raise VersionNotFound(f"{self.name} v{version} does not exist (no manifest)") from error
+        if self.signing_key is not None:
+            self._verify_signature(version, raw)
         try:
-            return Manifest.model_validate_json(raw)
+            manifest = Manifest.model_validate_json(raw)
         except ValidationError as error:
             raise IntegrityError(
                 f"{self.name} v{version}: manifest is not valid: {error}"
             ) from error
+        if (manifest.name, manifest.version) != (self.name, version):
+            raise IntegrityError(
+                f"{self.name} v{version}: the manifest under this path describes "
+                f"{manifest.name} v{manifest.version}; refusing it"
+            )
+        return manifest
+
+    def _verify_signature(self, version: int, raw: bytes) -> None:
+        assert self.signing_key is not None
+        try:
+            signature = self.store.get_bytes(f"{self.prefix}v{version}/manifest.sig")
+        except ObjectNotFound:
+            signature = None
+        try:
+            verify(self.signing_key, raw, signature, f"{self.name} v{version}")
+        except SignatureError as error:
+            raise IntegrityError(str(error)) from error
 
     def versions(self) -> list[Manifest]:
         """Every complete version, oldest first."""
@@ -195,6 +237,8 @@ class ModelRegistry:
                 found.append(self.manifest(number))
             except VersionNotFound:
                 continue  # claimed but never completed (a crashed registration): not a version
+            except IntegrityError as error:
+                LOG.warning("skipping a version that does not verify: %s", error)
         return found
 
     def load_bytes(self, version: int) -> tuple[Manifest, bytes]:
@@ -232,12 +276,27 @@ class ModelRegistry:
         names = [key.rsplit("/", 1)[-1].removesuffix(".json") for key in keys]
         return {name: version for name in names if (version := self.alias(name)) is not None}
 
-    def set_alias(self, alias: str, version: int | None, reason: str) -> AliasMove:
-        """Point an alias at a complete, verified version (or clear it with None), and record it."""
+    def set_alias(
+        self, alias: str, version: int | None, reason: str, expected: int | _Any | None = ANY
+    ) -> AliasMove:
+        """Point an alias at a complete, verified version (or clear it with None), and record it.
+
+        With `expected`, the move happens only if the alias still points there (compare and
+        swap); otherwise AliasConflict. Moves of one alias never interleave (a short lease).
+        """
         _check_alias(alias)
         if version is not None:
             self.load_bytes(version)  # must exist and verify before anything points at it
-        current = self.alias(alias)
+        with self.lock(f"alias-{alias}"):
+            current = self.alias(alias)
+            if expected is not ANY and current != expected:
+                raise AliasConflict(
+                    f"{self.name}: alias {alias!r} points at {_label(current)}, not "
+                    f"{_label(expected)} as expected: it was moved meanwhile; not moving it"
+                )
+            return self._move(alias, current, version, reason)
+
+    def _move(self, alias: str, current: int | None, version: int | None, reason: str) -> AliasMove:
         key = f"{self.prefix}aliases/{alias}.json"
         move = AliasMove(
             alias=alias,
@@ -272,6 +331,10 @@ class ModelRegistry:
             if move.alias == alias and move.at <= when:
                 version = move.to_version
         return version
+
+
+def _label(version: object) -> str:
+    return "nothing" if version is None else f"v{version}"
 
 
 def _check_alias(alias: str) -> None:

@@ -3,14 +3,20 @@
 Every act changes what serves and then records it in the registry's aliases (and so in the
 append-only history), and emits the matching event. Re-running an act that was cut short
 converges: each reads the current aliases and serving state before it moves anything.
+
+Acts on one model never interleave: each holds the registry's "release" lease from its first
+read to its last alias move, and moves aliases by compare-and-swap. A promote and a rollback
+racing on the same canary therefore leave one outcome: the second finds the canary gone.
 """
 
 from __future__ import annotations
 
+import logging
 from typing import Literal
 
 from prefect import get_run_logger
 from prefect.events import emit_event
+from prefect.exceptions import MissingContextError
 
 from tasks.canary import CanaryVerdict
 from tasks.registry import Manifest, ModelRegistry, VersionNotFound
@@ -35,6 +41,14 @@ def plan_rollout(champion: int | None, canary: int | None, version: int) -> Roll
     return "canary"
 
 
+def _log() -> logging.Logger | logging.LoggerAdapter:
+    """The run logger inside a flow; the module logger when an act is called by hand (CLI)."""
+    try:
+        return get_run_logger()
+    except MissingContextError:
+        return logging.getLogger(__name__)
+
+
 def _emit(event: str, registry: ModelRegistry, payload: dict[str, object]) -> None:
     emit_event(event=event, resource=model_resource(registry.name), payload=payload)
 
@@ -56,25 +70,22 @@ def roll_out(
 ) -> RolloutKind:
     """Serve a first version outright; any later one as a canary next to the champion."""
     registry.load_bytes(manifest.version)  # verified before any traffic can reach it
-    kind = plan_rollout(registry.alias("champion"), registry.alias("canary"), manifest.version)
-    if kind == "first":
-        target.deploy_stable(manifest)
-        registry.set_alias("champion", manifest.version, f"first version: {reason}")
-    elif kind == "canary":
-        if registry.alias("canary") is not None:
-            target.rollback_canary()  # a newer candidate replaces an unfinished canary
-        target.start_canary(manifest, percent)
-        registry.set_alias("canary", manifest.version, reason)
-        _emit(
-            "mlops.canary.started",
-            registry,
-            {
-                "version": manifest.version,
-                "percent": percent,
-                "champion": registry.alias("champion"),
-            },
-        )
-    get_run_logger().info("v%d: %s", manifest.version, kind)
+    with registry.lock("release"):
+        champion, canary = registry.alias("champion"), registry.alias("canary")
+        kind = plan_rollout(champion, canary, manifest.version)
+        if kind == "first":
+            target.deploy_stable(manifest)
+            registry.set_alias(
+                "champion", manifest.version, f"first version: {reason}", expected=None
+            )
+        elif kind == "canary":
+            if canary is not None:
+                target.rollback_canary()  # a newer candidate replaces an unfinished canary
+            target.start_canary(manifest, percent)
+            registry.set_alias("canary", manifest.version, reason, expected=canary)
+            payload = {"version": manifest.version, "percent": percent, "champion": champion}
+            _emit("mlops.canary.started", registry, payload)
+    _log().info("v%d: %s", manifest.version, kind)
     return kind
 
 
@@ -95,16 +106,17 @@ def promote(
     With `canary_version`, only that canary is promoted: a verdict on v3 never promotes a v4
     that replaced it meanwhile.
     """
-    canary, champion = registry.alias("canary"), registry.alias("champion")
-    if canary is None:
-        raise ReleaseError(f"{registry.name} has no canary to promote")
-    if canary_version is not None and canary != canary_version:
-        raise ReleaseError(f"the canary is now v{canary}, not v{canary_version}: not promoting")
-    state = target.promote_canary()
-    if champion is not None:
-        registry.set_alias("previous", champion, f"replaced by v{canary}")
-    registry.set_alias("champion", canary, reason)
-    registry.set_alias("canary", None, f"promoted: {reason}")
+    with registry.lock("release"):
+        canary, champion = registry.alias("canary"), registry.alias("champion")
+        if canary is None:
+            raise ReleaseError(f"{registry.name} has no canary to promote")
+        if canary_version is not None and canary != canary_version:
+            raise ReleaseError(f"the canary is now v{canary}, not v{canary_version}: not promoting")
+        state = target.promote_canary()
+        if champion is not None:
+            registry.set_alias("previous", champion, f"replaced by v{canary}")
+        registry.set_alias("champion", canary, reason, expected=champion)
+        registry.set_alias("canary", None, f"promoted: {reason}", expected=canary)
     _emit(
         "mlops.model.promoted",
         registry,
@@ -123,27 +135,35 @@ def roll_back(
     two parties rolling back the same canary (the analysis and the failover automation) must
     not roll back the champion as well.
     """
-    canary, champion = registry.alias("canary"), registry.alias("champion")
-    if canary_version is not None and canary != canary_version:
-        get_run_logger().info("v%d is no longer the canary: nothing to roll back", canary_version)
-        return target.state()
-    if canary is not None:
-        state = target.rollback_canary()
-        registry.set_alias("canary", None, f"rolled back: {reason}")
-        payload = {"from_version": canary, "to_version": champion, "reason": reason}
-    else:
-        previous = registry.alias("previous")
-        if previous is None or champion is None:
-            raise ReleaseError(
-                f"{registry.name}: nothing to roll back to (no canary, no previous version)"
-            )
-        before = _champion_before(registry, previous)  # read before the move rewrites history
-        state = target.deploy_stable(registry.manifest(previous))
-        registry.set_alias("champion", previous, f"rolled back: {reason}")
-        registry.set_alias("previous", before, "after rollback")
-        payload = {"from_version": champion, "to_version": previous, "reason": reason}
+    with registry.lock("release"):
+        canary, champion = registry.alias("canary"), registry.alias("champion")
+        if canary_version is not None and canary != canary_version:
+            _log().info("v%d is no longer the canary: not rolling back", canary_version)
+            return target.state()
+        if canary is not None:
+            state = target.rollback_canary()
+            registry.set_alias("canary", None, f"rolled back: {reason}", expected=canary)
+            payload = {"from_version": canary, "to_version": champion, "reason": reason}
+        else:
+            state, payload = _restore_previous(registry, target, champion, reason)
     _emit("mlops.model.rolled-back", registry, payload)
     return state
+
+
+def _restore_previous(
+    registry: ModelRegistry, target: ServingTarget, champion: int | None, reason: str
+) -> tuple[ServingState, dict[str, object]]:
+    """No canary to take out: put `previous` back as champion (called under the lease)."""
+    previous = registry.alias("previous")
+    if previous is None or champion is None:
+        raise ReleaseError(
+            f"{registry.name}: nothing to roll back to (no canary, no previous version)"
+        )
+    before = _champion_before(registry, previous)  # read before the move rewrites history
+    state = target.deploy_stable(registry.manifest(previous))
+    registry.set_alias("champion", previous, f"rolled back: {reason}", expected=champion)
+    registry.set_alias("previous", before, "after rollback", expected=previous)
+    return state, {"from_version": champion, "to_version": previous, "reason": reason}
 
 
 @task

@@ -32,6 +32,12 @@ class Settings(BaseSettings):
     s3_retries: int = Field(3, ge=0, le=10, description="attempts after the first on S3 errors")
     s3_timeout_s: float = Field(5.0, gt=0, le=120, description="connect/read timeout per S3 call")
     bucket: str = Field("mlops", min_length=3, max_length=63, description="registry bucket")
+    manifest_key: SecretStr | None = Field(
+        None, description="HMAC key that signs manifests; when set, unsigned versions are refused"
+    )
+    manifest_key_block: str | None = Field(
+        None, description="name of a Prefect Secret block holding the manifest HMAC key"
+    )
 
     # Model and data
     model_name: str = Field(
