@@ -18,6 +18,7 @@ from tasks.data import data_digest
 from tasks.registry import DataSummary, ModelRegistry, ModelSpec
 from tasks.s3 import ObjectStore, connect
 from tasks.settings import Settings, get_settings
+from tasks.signing import signing_key
 from tasks.steps import announce_registration, model_resource
 from tasks.synthetic import CorruptionSpec, DriftSpec, generate_house_prices
 from tasks.training import library_versions, train_model
@@ -50,7 +51,7 @@ class World:
 
     @property
     def registry(self) -> ModelRegistry:
-        return ModelRegistry(self.store, self.model)
+        return ModelRegistry(self.store, self.model, signing_key(self.settings))
 
     def houses(
         self, seed: int, rows: int | None = None, drifted: bool = False, corrupt: bool = False

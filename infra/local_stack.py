@@ -7,6 +7,7 @@ module starts, it also stops — on normal exit, on an exception and on Ctrl-C.
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
@@ -17,6 +18,7 @@ from infra.local_s3 import start_s3_server
 from infra.model_server import start_model_server
 from infra.prefect_server import prefect_session
 from infra.prefect_worker import start_worker
+from infra.s3_identities import create_identities
 from tasks.s3 import connect
 from tasks.serving_router import ServeOptions
 from tasks.settings import get_settings
@@ -61,10 +63,18 @@ def local_stack(
     runtime_dir.mkdir(parents=True, exist_ok=True)
     logs: dict[str, Path] = {}
     with ExitStack() as stack:
+        serving_env: dict[str, str] = {}
         if not os.environ.get("MLOPS_S3_ENDPOINT"):
             s3 = start_s3_server("seaweedfs")
             stack.callback(s3.stop)
-            stack.enter_context(environment(s3.env()))
+            # Least privilege, as in production: flows act as the training identity, the model
+            # server reads models/ and writes its request logs only; the root keys stay here.
+            identities = create_identities(s3, get_settings().bucket)
+            stack.enter_context(environment(identities.training.env()))
+            serving_env = identities.serving.env()
+        if not (os.environ.get("MLOPS_MANIFEST_KEY") or os.environ.get("MLOPS_MANIFEST_KEY_BLOCK")):
+            # Like the S3 keys: a random manifest signing key per local run, never on disk.
+            stack.enter_context(environment({"MLOPS_MANIFEST_KEY": secrets.token_hex(32)}))
         if not os.environ.get("PREFECT_API_URL"):
             _prefect(stack, runtime_dir)
         settings = get_settings()
@@ -72,7 +82,8 @@ def local_stack(
         serving_url = None
         if serve:
             options = ServeOptions(log_flush_seconds=1.0)
-            server = start_model_server(dict(os.environ), settings.model_name, options=options)
+            server_env = {**os.environ, **serving_env}
+            server = start_model_server(server_env, settings.model_name, options=options)
             stack.callback(server.stop)
             stack.enter_context(environment({"MLOPS_SERVING_URL": server.url}))
             serving_url, logs["model server"] = server.url, server.log_path

@@ -21,7 +21,7 @@ from pathlib import Path
 import httpx
 
 from infra.local_s3 import free_port
-from tasks.serving_router import Routing, ServeOptions
+from tasks.serving_router import Routing, ServeOptions, routing_from_aliases
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -38,6 +38,9 @@ class ModelServer:
     port: int
     process: subprocess.Popen = field(repr=False)
     log_path: Path
+    # What started it, so `restart` runs the same server again on the same port.
+    command: list[str] = field(default_factory=list, repr=False)
+    process_env: dict[str, str] = field(default_factory=dict, repr=False)
 
     @property
     def url(self) -> str:
@@ -60,6 +63,21 @@ class ModelServer:
                 self.process.wait(timeout=timeout)
         return self.process.returncode
 
+    def kill(self) -> None:
+        """Crash it: SIGKILL, no drain and no last flush (unflushed serving logs are lost)."""
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(timeout=10)
+
+    def restart(self, ready_timeout: float = 120.0) -> None:
+        """Start the same command again (same port and options) once the process has exited."""
+        if self.process.poll() is None:
+            raise ModelServerError("the model server is still running: kill() or stop() it first")
+        if not self.command:
+            raise ModelServerError("not started by start_model_server: cannot restart it")
+        self.process = _launch(self.command, self.process_env, self.log_path)
+        _wait_ready(self, ready_timeout)
+
 
 def start_model_server(
     settings_env: dict[str, str],
@@ -80,8 +98,15 @@ def start_model_server(
     if plain:
         command.append("--plain")
     env = {**os.environ, **{key: str(value) for key, value in settings_env.items()}}
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
+    process = _launch(command, env, log_path)
+    server = ModelServer(model_name, port, process, log_path, command, env)
+    _wait_ready(server, ready_timeout)
+    return server
+
+
+def _launch(command: list[str], env: dict[str, str], log_path: Path) -> subprocess.Popen:
+    with log_path.open("ab") as log:  # appended: a restarted server keeps the earlier log
+        return subprocess.Popen(
             command,
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -90,9 +115,6 @@ def start_model_server(
             cwd=REPO_ROOT,
             start_new_session=True,
         )
-    server = ModelServer(model_name, port, process, log_path)
-    _wait_ready(server, ready_timeout)
-    return server
 
 
 def _wait_ready(server: ModelServer, timeout: float) -> None:
@@ -148,11 +170,17 @@ def serve(args: argparse.Namespace) -> int:
     from tasks.serving_logs import ServingLogWriter
     from tasks.serving_plain import PlainModel
     from tasks.settings import get_settings
+    from tasks.signing import signing_key
 
     settings = get_settings(model_name=args.model_name)
     options = _options(args)
     store = connect(settings)
-    registry = ModelRegistry(store, settings.model_name)
+    registry = ModelRegistry(store, settings.model_name, signing_key(settings))
+    if not args.plain and not options.routing.versions:
+        # No split pinned on the command line: serve what the aliases say, so a server that
+        # crashed and restarts comes back to the champion (and a live canary) on its own.
+        routing = routing_from_aliases(registry.aliases(), settings.canary_percent)
+        options = options.model_copy(update={"routing": routing})
     writer = None
     if args.plain:
         if options.routing.stable_version is None:
@@ -212,7 +240,7 @@ class _BadRequestsInOneLine(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         error = record.exc_info[1] if record.exc_info else None
-        if type(error).__name__ == "InvalidInput":
+        if type(error).__name__ in {"InvalidInput", "ModelNotFound"}:  # 400 and 404
             record.msg, record.args, record.exc_info = f"bad request: {error}", (), None
             record.levelno, record.levelname = logging.INFO, "INFO"
         return True

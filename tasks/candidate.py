@@ -16,6 +16,7 @@ from tasks.gate import GateVerdict
 from tasks.registry import DataSummary, ModelRegistry, ModelSpec, VersionNotFound
 from tasks.s3 import connect
 from tasks.settings import Settings
+from tasks.signing import signing_key
 from tasks.training import TrainedModel, library_versions
 
 LOG = logging.getLogger(__name__)
@@ -42,7 +43,7 @@ def open_model_registry(settings: Settings) -> ModelRegistry:
     """The registry of the configured model, its bucket created with versioning on."""
     store = connect(settings)
     store.ensure_bucket(versioning=True)
-    return ModelRegistry(store, settings.model_name)
+    return ModelRegistry(store, settings.model_name, signing_key(settings))
 
 
 def champion_evaluation(
