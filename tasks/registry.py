@@ -12,17 +12,13 @@ Layout under the bucket (see DESIGN.md):
 
 from __future__ import annotations
 
-import getpass
 import hashlib
 import io
-import json
 import logging
 import math
-import os
 import random
 import re
 import secrets
-import socket
 import time
 from contextlib import AbstractContextManager
 from datetime import UTC, datetime
@@ -31,25 +27,18 @@ import joblib
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from tasks.leases import lease
+from tasks.registry_aliases import ANY, AliasConflict, AliasesMixin, AliasMove
+from tasks.registry_base import RegistryError, actor
 from tasks.s3 import ObjectNotFound, ObjectStore
 from tasks.signing import SignatureError, sign, verify
 
-ALIAS_PATTERN = re.compile(r"^[a-z][a-z0-9-]{0,31}$")
 VERSION_DIR = re.compile(r"/v(\d+)/$")
 CLAIM_KEY = re.compile(r"/claims/v(\d+)/[^/]+$")
 LOG = logging.getLogger(__name__)
-
-
-class _Any:
-    def __repr__(self) -> str:
-        return "ANY"
-
-
-ANY = _Any()  # set_alias(expected=ANY): move whatever the alias points at now
-
-
-class RegistryError(RuntimeError):
-    """The registry refused an operation; the message says why."""
+__all__ = [  # the aliases' and the base's names are part of this module's interface
+    "ANY", "AliasConflict", "AliasMove", "DataSummary", "IntegrityError", "Manifest",
+    "ModelRegistry", "ModelSpec", "RegistryError", "VersionNotFound", "actor",
+]  # fmt: skip
 
 
 class IntegrityError(RegistryError):
@@ -58,10 +47,6 @@ class IntegrityError(RegistryError):
 
 class VersionNotFound(RegistryError):
     """No complete version (model file and manifest) under that number or alias."""
-
-
-class AliasConflict(RegistryError):
-    """The alias no longer points where the caller expected: someone else moved it first."""
 
 
 class DataSummary(BaseModel):
@@ -111,26 +96,7 @@ class Manifest(ModelSpec):
     created_by: str
 
 
-class AliasMove(BaseModel):
-    """One entry of the append-only alias history."""
-
-    model_config = ConfigDict(frozen=True)
-
-    alias: str
-    from_version: int | None
-    to_version: int | None
-    at: datetime
-    by: str
-    reason: str
-
-
-def actor() -> str:
-    """Who is acting: the Prefect flow run when there is one, else user@host."""
-    run = os.environ.get("PREFECT__FLOW_RUN_ID")
-    return f"flow-run/{run}" if run else f"{getpass.getuser()}@{socket.gethostname()}"
-
-
-class ModelRegistry:
+class ModelRegistry(AliasesMixin):
     """Versions and aliases of one model name in one bucket."""
 
     def __init__(self, store: ObjectStore, name: str, signing_key: bytes | None = None) -> None:
@@ -260,83 +226,3 @@ class ModelRegistry:
         """Load a version's model, only after its sha256 matched the manifest."""
         manifest, payload = self.load_bytes(version)
         return manifest, joblib.load(io.BytesIO(payload))
-
-    # -- aliases --------------------------------------------------------------------------
-    def alias(self, alias: str) -> int | None:
-        """The version an alias points at now, or None if it points nowhere."""
-        _check_alias(alias)
-        try:
-            raw = self.store.get_bytes(f"{self.prefix}aliases/{alias}.json")
-        except ObjectNotFound:
-            return None
-        return json.loads(raw)["version"]
-
-    def aliases(self) -> dict[str, int]:
-        keys = self.store.list_keys(f"{self.prefix}aliases/")
-        names = [key.rsplit("/", 1)[-1].removesuffix(".json") for key in keys]
-        return {name: version for name in names if (version := self.alias(name)) is not None}
-
-    def set_alias(
-        self, alias: str, version: int | None, reason: str, expected: int | _Any | None = ANY
-    ) -> AliasMove:
-        """Point an alias at a complete, verified version (or clear it with None), and record it.
-
-        With `expected`, the move happens only if the alias still points there (compare and
-        swap); otherwise AliasConflict. Moves of one alias never interleave (a short lease).
-        """
-        _check_alias(alias)
-        if version is not None:
-            self.load_bytes(version)  # must exist and verify before anything points at it
-        with self.lock(f"alias-{alias}"):
-            current = self.alias(alias)
-            if expected is not ANY and current != expected:
-                raise AliasConflict(
-                    f"{self.name}: alias {alias!r} points at {_label(current)}, not "
-                    f"{_label(expected)} as expected: it was moved meanwhile; not moving it"
-                )
-            return self._move(alias, current, version, reason)
-
-    def _move(self, alias: str, current: int | None, version: int | None, reason: str) -> AliasMove:
-        key = f"{self.prefix}aliases/{alias}.json"
-        move = AliasMove(
-            alias=alias,
-            from_version=current,
-            to_version=version,
-            at=datetime.now(UTC),
-            by=actor(),
-            reason=reason,
-        )
-        if version is None:
-            self.store.delete(key)
-        else:
-            pointer = {"alias": alias, "version": version, "at": move.at.isoformat(), "by": move.by}
-            self.store.put_bytes(key, json.dumps(pointer).encode(), "application/json")
-        stamp = move.at.strftime("%Y%m%dT%H%M%S%fZ")
-        self.store.put_bytes(
-            f"{self.prefix}history/{stamp}-{secrets.token_hex(4)}.json",
-            move.model_dump_json().encode(),
-            "application/json",
-        )
-        return move
-
-    def history(self) -> list[AliasMove]:
-        """Every alias move ever made, oldest first."""
-        keys = sorted(self.store.list_keys(f"{self.prefix}history/"))
-        return [AliasMove.model_validate_json(self.store.get_bytes(key)) for key in keys]
-
-    def version_at(self, alias: str, when: datetime) -> int | None:
-        """Which version the alias pointed at, at a given moment ("what served on that day")."""
-        version = None
-        for move in self.history():
-            if move.alias == alias and move.at <= when:
-                version = move.to_version
-        return version
-
-
-def _label(version: object) -> str:
-    return "nothing" if version is None else f"v{version}"
-
-
-def _check_alias(alias: str) -> None:
-    if not ALIAS_PATTERN.match(alias):
-        raise RegistryError(f"alias {alias!r} is not valid: lowercase letters, digits and '-'")
