@@ -44,7 +44,17 @@ def _session_rows(session: pytest.Session) -> list[Row]:
     return session.stash[SESSION_ROWS]
 
 
+REPORT_PATH = pytest.StashKey[str]()
+
+
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     rows = session.stash.get(SESSION_ROWS, [])
     if rows:
-        write_report(rows, session.config.rootpath)
+        path = write_report(rows, session.config.rootpath)
+        failed = sum(row.outcome != "passed" for row in rows)
+        session.config.stash[REPORT_PATH] = f"{len(rows)} cases ({failed} not passed) → {path}"
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:
+    if REPORT_PATH in config.stash:
+        terminalreporter.write_line(f"reliability record: {config.stash[REPORT_PATH]}")
