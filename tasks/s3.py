@@ -27,6 +27,10 @@ class ObjectNotFound(KeyError):
         return str(self.args[0])
 
 
+class S3AccessDenied(PermissionError):
+    """The server refused this identity the operation: its policy does not allow it."""
+
+
 class CredentialsMissing(RuntimeError):
     """No S3 credentials were found in the environment or a Prefect Secret block."""
 
@@ -72,6 +76,8 @@ class ObjectStore:
         except S3Error as error:
             if error.code in {"NoSuchKey", "NoSuchVersion", "NoSuchObject"}:
                 raise ObjectNotFound(f"s3://{self.bucket}: {what}: no such object") from error
+            if error.code == "AccessDenied":
+                raise S3AccessDenied(f"s3://{self.bucket}: {what}: access denied") from error
             raise
         except (urllib3.exceptions.HTTPError, OSError) as error:
             raise S3Unavailable(
@@ -138,6 +144,10 @@ class ObjectStore:
         try:
             for item in objects:
                 yield item.object_name
+        except S3Error as error:  # the listing runs lazily, outside _call
+            if error.code == "AccessDenied":
+                raise S3AccessDenied(f"s3://{self.bucket}: list {prefix}: access denied") from error
+            raise
         except (urllib3.exceptions.HTTPError, OSError) as error:
             raise S3Unavailable(
                 f"S3 server {self.endpoint} unreachable while listing {prefix}: {error}"
