@@ -257,6 +257,7 @@ def test_no_secret_carries_a_literal_credential() -> None:
         "mlops-s3-training",
         "kserve-s3-credentials",
         "prefect-api",
+        "mlops-manifest-key",
     }
     for secret in secrets:
         values = {**secret.get("data", {}), **secret.get("stringData", {})}
@@ -510,7 +511,11 @@ def test_a_flow_run_job_rendered_from_the_template_is_a_valid_job() -> None:
     (c,) = pod["containers"]
     assert c["image"] == "ghcr.io/selfheal-mlops/selfheal-mlops:abc123"
     sources = {(next(iter(s)), next(iter(s.values()))["name"]) for s in c["envFrom"]}
-    assert sources == {("configMapRef", "mlops-flow-settings"), ("secretRef", "mlops-s3-training")}
+    assert sources == {
+        ("configMapRef", "mlops-flow-settings"),
+        ("secretRef", "mlops-s3-training"),
+        ("secretRef", "mlops-manifest-key"),
+    }
     assert one("ConfigMap", "mlops-flow-settings") and one("Secret", "mlops-s3-training")
     typed = roundtrip({"apiVersion": "batch/v1", "kind": "Job", **job})
     assert typed["spec"]["template"]["spec"]["containers"][0]["envFrom"] == c["envFrom"]
