@@ -1,10 +1,12 @@
 """Serving logs on S3: every request's inputs, prediction, version, id and time, plus late labels.
 
 Layout under the bucket:
-    serving-logs/<model>/date=YYYY-MM-DD/<HHMMSSffffff>-<token>.parquet   one file per flush
+    serving-logs/<model>/date=YYYY-MM-DD/<HHMMSSffffff>-<token>.parquet   one file per flush and day
     serving-logs/<model>/labels/<YYYYMMDDTHHMMSSffffff>-<token>.parquet   ground truth, by request id
 
-The writer runs on a background thread: a request only appends a tuple to a queue.
+The writer runs on a background thread: a request only appends a tuple to a queue. A flush
+freezes what is queued into one object per day with its key fixed there: a put that failed, or
+whose answer was lost, is retried under the same key, so a retry overwrites and never duplicates.
 """
 
 from __future__ import annotations
@@ -63,6 +65,8 @@ class ServingLogWriter:
         self._thread = threading.Thread(target=self._run, name="serving-log-writer", daemon=True)
         self._pending: list[tuple] = []
         self._pending_rows = 0
+        # frozen (key, parquet, rows) parts, oldest first, each written under its own key
+        self._unwritten: list[tuple[str, bytes, int]] = []
         self.files_written = 0
         self.rows_written = 0
         self.rows_dropped = 0
@@ -73,10 +77,15 @@ class ServingLogWriter:
         return self
 
     def log(
-        self, request_id: str, version: int, rows: list[list], predictions: list[float]
+        self,
+        request_id: str,
+        version: int,
+        rows: list[list],
+        predictions: list[float],
+        at: float | None = None,
     ) -> None:
-        """Record one answered request (cheap: one queue append)."""
-        self._queue.put((time.time(), request_id, version, rows, predictions))
+        """Record one answered request, answered `at` (epoch seconds, default now): one append."""
+        self._queue.put((time.time() if at is None else at, request_id, version, rows, predictions))
 
     def flush(self, timeout: float = 30.0) -> bool:
         """Write everything queued so far now; True once it is on S3 (or nothing was queued)."""
@@ -112,27 +121,32 @@ class ServingLogWriter:
                 deadline = time.monotonic() + self.flush_seconds
 
     def _write(self) -> None:
-        if not self._pending:
-            return
-        frame = records_frame(self._pending, self.features)
-        try:
-            for day, part in frame.groupby(frame["ts"].dt.strftime("%Y-%m-%d"), sort=True):
-                self.store.put_bytes(_log_key(self.model, day), to_parquet(part))
-        except Exception as error:  # keep the rows and try again at the next flush
-            self.last_error = f"{type(error).__name__}: {error}"
-            LOG.warning("serving logs not written, will retry: %s", self.last_error)
-            self._drop_oldest_beyond_bound()
-            return
-        self.files_written += 1
-        self.rows_written += len(frame)
+        if self._pending:
+            frame = records_frame(self._pending, self.features)
+            for _, part in frame.groupby(frame["ts"].dt.strftime("%Y-%m-%d"), sort=True):
+                key = _log_key(self.model, part["ts"].max())
+                self._unwritten.append((key, to_parquet(part), len(part)))
+            self._pending, self._pending_rows = [], 0
+        while self._unwritten:
+            key, payload, rows = self._unwritten[0]
+            try:
+                self.store.put_bytes(key, payload)
+            except Exception as error:  # keep the part, key and all; try again at the next flush
+                self.last_error = f"{type(error).__name__}: {error}"
+                LOG.warning("serving logs not written, will retry: %s", self.last_error)
+                self._drop_oldest_beyond_bound()
+                return
+            self._unwritten.pop(0)
+            self.files_written += 1
+            self.rows_written += rows
         self.last_error = None
-        self._pending, self._pending_rows = [], 0
 
     def _drop_oldest_beyond_bound(self) -> None:
-        while self._pending_rows > self.max_buffer_rows and self._pending:
-            dropped = self._pending.pop(0)
-            self._pending_rows -= len(dropped[3])
-            self.rows_dropped += len(dropped[3])
+        held = sum(rows for _, _, rows in self._unwritten)
+        while held > self.max_buffer_rows and self._unwritten:
+            _, _, rows = self._unwritten.pop(0)
+            held -= rows
+            self.rows_dropped += rows
 
 
 def records_frame(records: Sequence[tuple], features: Sequence[str]) -> pd.DataFrame:
@@ -156,9 +170,14 @@ def to_parquet(frame: pd.DataFrame) -> bytes:
     return buffer.getvalue()
 
 
-def _log_key(model: str, day: str) -> str:
-    stamp = datetime.now(UTC).strftime("%H%M%S%f")
-    return f"{logs_prefix(model)}date={day}/{stamp}-{secrets.token_hex(4)}.parquet"
+def _log_key(model: str, newest: pd.Timestamp) -> str:
+    """Named by the day and time of its newest row: a reader skips it for windows after that.
+
+    Not by the time of the write: a file of yesterday's last rows, written after midnight, would
+    carry yesterday's date and today's clock: windows opening after that clock time would skip it.
+    """
+    name = f"{newest:%H%M%S%f}-{secrets.token_hex(4)}.parquet"
+    return f"{logs_prefix(model)}date={newest:%Y-%m-%d}/{name}"
 
 
 def attach_labels(store: ObjectStore, model: str, labels: pd.DataFrame) -> str:

@@ -111,3 +111,17 @@ def binomial_bound(trials: int, share: float, sigmas: float = 4.0) -> tuple[floa
     mean = trials * share
     spread = sigmas * math.sqrt(trials * share * (1 - share))
     return mean - spread, mean + spread
+
+
+def routing_from_aliases(aliases: Mapping[str, int], canary_percent: float) -> Routing:
+    """The split the registry's aliases describe: what a server that (re)starts should serve.
+
+    The champion is stable; a canary alias comes back at `canary_percent`, since the alias does
+    not record a share that was ramped by hand. No champion: nothing to serve yet.
+    """
+    champion, canary = aliases.get("champion"), aliases.get("canary")
+    if champion is None:
+        return Routing()
+    if canary is None or canary == champion:
+        return Routing(stable_version=champion)
+    return Routing(stable_version=champion, canary_version=canary, canary_percent=canary_percent)

@@ -24,6 +24,7 @@ from tasks.serving_router import (
     binomial_bound,
     choose_version,
     judge_routing_change,
+    routing_from_aliases,
     without_canary_traffic,
 )
 from tasks.serving_stats import VersionStats, histogram_quantile
@@ -216,3 +217,12 @@ def test_records_frame_has_one_row_per_instance() -> None:
     assert list(frame["b"]) == ["x", "y", "z"]
     assert list(frame["prediction"]) == [10.0, 20.0, 30.0]
     assert str(frame["ts"].dt.tz) == "UTC"
+
+
+def test_a_restarted_server_serves_what_the_aliases_say() -> None:
+    assert routing_from_aliases({}, 10) == Routing()
+    assert routing_from_aliases({"previous": 1}, 10) == Routing()
+    assert routing_from_aliases({"champion": 2, "previous": 1}, 10) == Routing(stable_version=2)
+    both = routing_from_aliases({"champion": 2, "canary": 3}, 15)
+    assert both == Routing(stable_version=2, canary_version=3, canary_percent=15)
+    assert routing_from_aliases({"champion": 2, "canary": 2}, 15) == Routing(stable_version=2)
