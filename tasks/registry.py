@@ -105,9 +105,10 @@ class ModelRegistry(AliasesMixin):
         self.prefix = f"models/{name}/"
         self.signing_key = signing_key  # when set: sign what we write, refuse what is unsigned
 
-    def lock(self, what: str) -> AbstractContextManager[str]:
-        """A lease on `what` for this model (e.g. "release"), held for the `with` block."""
-        return lease(self.store, f"{self.prefix}leases/{what}/", actor())
+    def lock(self, what: str, wait_s: float = 60.0) -> AbstractContextManager[str]:
+        """A lease on `what` for this model (e.g. "release"), held for the `with` block;
+        LeaseBusy if another holder keeps it longer than `wait_s`."""
+        return lease(self.store, f"{self.prefix}leases/{what}/", actor(), wait_s=wait_s)
 
     # -- versions -------------------------------------------------------------------------
     def register(self, model: object, spec: ModelSpec, max_attempts: int = 30) -> Manifest:

@@ -56,7 +56,7 @@ class AliasesMixin:
     prefix: str
     name: str
 
-    def lock(self, what: str) -> AbstractContextManager[str]:
+    def lock(self, what: str, wait_s: float = 60.0) -> AbstractContextManager[str]:
         raise NotImplementedError
 
     def load_bytes(self, version: int) -> tuple[object, bytes]:
@@ -102,7 +102,16 @@ class AliasesMixin:
                     f"{_label(expected)} as expected: it was moved meanwhile; not moving it"
                 )
             self._complete_history(pointer)
+            if current == version:  # already there (a re-run): nothing moves, nothing recorded
+                return self._unmoved(alias, pointer, reason)
             return self._move(alias, current, version, reason)
+
+    def _unmoved(self, alias: str, pointer: dict | None, reason: str) -> AliasMove:
+        if pointer and "move" in pointer:
+            return AliasMove.model_validate(pointer["move"])
+        version = None if pointer is None else pointer["version"]
+        return AliasMove(alias=alias, from_version=version, to_version=version,
+                         at=datetime.now(UTC), by=actor(), reason=reason)  # fmt: skip
 
     def _move(self, alias: str, current: int | None, version: int | None, reason: str) -> AliasMove:
         move = AliasMove(

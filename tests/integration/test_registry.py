@@ -116,12 +116,16 @@ def test_bad_alias_names_are_refused(registry: ModelRegistry) -> None:
 
 def test_bucket_versioning_keeps_every_alias_move(registry: ModelRegistry) -> None:
     registry.register(small_model(1.0), SPEC)
+    registry.register(small_model(2.0), SPEC)
     registry.set_alias("champion", 1, "a")
-    registry.set_alias("champion", 1, "b")
+    registry.set_alias("champion", 2, "b")
+    again = registry.set_alias("champion", 2, "a re-run: already there")
     key = f"models/{registry.name}/aliases/champion.json"
     versions = list(registry.store.client.list_objects(registry.store.bucket, prefix=key,
                                                        include_version=True))  # fmt: skip
-    assert len(versions) == 2
+    assert len(versions) == 2  # both moves kept by S3; the no-op re-run wrote nothing
+    assert (again.from_version, again.to_version, again.reason) == (1, 2, "b")
+    assert len(registry.history()) == 2
 
 
 def test_unreachable_server_fails_fast_with_a_clear_error(model_name: str) -> None:
