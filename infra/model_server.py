@@ -158,6 +158,25 @@ def _options(args: argparse.Namespace) -> ServeOptions:
     return options
 
 
+def _load_or_fall_back(model, routing: Routing, refused_error: type[Exception]) -> None:
+    """Load the split; if only the canary is refused, serve the stable version alone: a
+    restart must never take the champion down with a canary that no longer loads."""
+    try:
+        model.load()
+    except refused_error as refused:
+        if routing.canary_version is None:
+            raise SystemExit(f"refusing to serve: {refused}") from refused
+        logging.getLogger(__name__).warning(
+            "canary v%d refused at start (%s): serving v%d alone",
+            routing.canary_version, refused, routing.stable_version,
+        )  # fmt: skip
+        try:
+            model.apply_routing(Routing(stable_version=routing.stable_version))
+        except refused_error as again:
+            raise SystemExit(f"refusing to serve: {again}") from again
+        model.load()
+
+
 def serve(args: argparse.Namespace) -> int:
     """Build the served model and the app, serve on 127.0.0.1 until SIGTERM, flush the logs."""
     import uvicorn
@@ -197,10 +216,7 @@ def serve(args: argparse.Namespace) -> int:
                 flush_rows=options.log_flush_rows,
             ).start()
         model = RoutedModel(registry, load_contract(settings.contract_path), options, writer)
-        try:
-            model.load()
-        except RoutingRefused as refused:
-            raise SystemExit(f"refusing to serve: {refused}") from refused
+        _load_or_fall_back(model, options.routing, RoutingRefused)
         app = build_app(model)
     config = uvicorn.Config(
         app,

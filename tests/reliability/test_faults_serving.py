@@ -118,3 +118,29 @@ def test_model_server_killed_under_traffic(world: ServedWorld, reliability) -> N
         f"the last interval + {SLACK_S}s ({len(one_interval)} in exactly {FLUSH_S:.0f}s); each id "
         f"logged at most {most}x; {len(logged_not_answered)} logged but unanswered (in flight)",
     )
+
+
+def test_restart_with_a_canary_that_no_longer_verifies_serves_the_champion(
+    world: ServedWorld, reliability
+) -> None:
+    key = f"{world.registry.prefix}v2/model.joblib"
+    world.store.put_bytes(key, b"bytes that are not the registered model")  # corrupted at rest
+    world.server.kill()
+    world.server.restart()
+    state = LocalServingTarget(world.server.url, world.model).state()
+    with world.traffic() as sent:
+        time.sleep(2.0)
+    versions = {r.version for r in sent if r.ok}
+    assert (state.stable_version, state.canary_version, state.ready) == (1, None, True)
+    assert sent and all(r.ok for r in sent) and versions == {"1"}
+    assert "canary v2 refused at start" in world.server.log_path.read_text(errors="replace")
+    reliability(
+        AREA,
+        "restart while the aliased canary no longer verifies",
+        done="overwrote the canary v2's model.joblib in S3, SIGKILLed and restarted the server "
+        "(aliases: champion v1, canary v2)",
+        expected="the server starts on the champion alone, names the refused canary in its log",
+        observed=f"stable v{state.stable_version}, canary {state.canary_version}, ready "
+        f"{state.ready}; {len(sent)} requests, {sum(not r.ok for r in sent)} failed, answered by "
+        f"{sorted(versions)}",
+    )
