@@ -119,8 +119,17 @@ def load_contract(path: str | Path) -> DataContract:
     try:
         return DataContract.model_validate(raw)
     except ValidationError as error:
+        items = error.errors()
+        # A refused column also leaves its list one short: that "too short" is noise, not news.
+        items = [i for i in items if i["type"] != "too_short" or not _has_inner(i, items)]
         problems = "; ".join(
             f"{'.'.join(str(part) for part in item['loc']) or 'contract'}: {item['msg']}"
-            for item in error.errors()
+            for item in items
         )
         raise ContractError(f"data contract {path} is invalid: {problems}") from error
+
+
+def _has_inner(item: dict, items: list[dict]) -> bool:
+    """Whether another error lies inside `item`'s location (e.g. columns.0 inside columns)."""
+    loc = item["loc"]
+    return any(len(other["loc"]) > len(loc) and other["loc"][: len(loc)] == loc for other in items)

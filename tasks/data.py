@@ -53,6 +53,8 @@ def parse_csv(raw: bytes, name: str = "data") -> pd.DataFrame:
         raise DataLoadError(
             f"{name}: not UTF-8 text (byte {error.start}: {raw[error.start : error.start + 1]!r})"
         ) from error
+    if text.lstrip()[:1] in ("[", "{"):  # else its keys and values pose as hundreds of columns
+        raise DataLoadError(f"{name}: looks like JSON (starts with {text.lstrip()[:1]!r}), not CSV")
     header = next(csv.reader(io.StringIO(text)), [])
     if len(header) < 2:
         raise DataLoadError(

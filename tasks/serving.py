@@ -24,7 +24,14 @@ from pydantic import BaseModel, ConfigDict
 
 from tasks.contract import DataContract
 from tasks.registry import Manifest, ModelRegistry
-from tasks.serving_inputs import BadRequest, feature_specs, probe_rows, rows_from_v1, rows_from_v2
+from tasks.serving_inputs import (
+    BadRequest,
+    check_v2_datatypes,
+    feature_specs,
+    probe_rows,
+    rows_from_v1,
+    rows_from_v2,
+)
 from tasks.serving_logs import ServingLogWriter
 from tasks.serving_router import (
     Routing,
@@ -216,6 +223,9 @@ class RoutedModel(Model):
     def _rows(self, payload: object) -> list[list]:
         try:
             if isinstance(payload, InferRequest):
+                check_v2_datatypes(
+                    [(i.name, i.datatype, i.data) for i in payload.inputs], self._specs
+                )
                 tensors = [(i.name, i.shape, i.data) for i in payload.inputs]
                 return rows_from_v2(tensors, self._specs, self.options.max_batch)
             return rows_from_v1(payload, self._specs, self.options.max_batch)

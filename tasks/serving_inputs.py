@@ -114,6 +114,31 @@ def rows_from_v1(payload: object, specs: tuple[FeatureSpec, ...], max_batch: int
     return [_row(instance, specs, f"instance {i}") for i, instance in enumerate(instances)]
 
 
+V2_NUMBER_TYPES = frozenset(
+    {"FP16", "FP32", "FP64", "INT8", "INT16", "INT32", "INT64", "UINT8", "UINT16", "UINT32"}
+    | {"UINT64"}
+)
+
+
+def check_v2_datatypes(
+    tensors: Sequence[tuple[str, str, object]], specs: tuple[FeatureSpec, ...]
+) -> None:
+    """Each tensor's declared datatype must suit its feature: BYTES for a category, a number
+    type for a number, an integer type only for whole numbers (given as (name, datatype, data))."""
+    by_name = {spec.name: spec for spec in specs}
+    for name, datatype, data in tensors:
+        spec = by_name.get(name)
+        if spec is None:
+            continue  # rows_from_v2 names unknown tensors
+        if not spec.numeric and datatype != "BYTES":
+            raise BadRequest(f"tensor {name!r}: datatype {datatype} for a category; send BYTES")
+        if spec.numeric and datatype not in V2_NUMBER_TYPES:
+            raise BadRequest(f"tensor {name!r}: datatype {datatype} for a number; send FP64")
+        values = data if isinstance(data, list) else []
+        if "INT" in datatype and any(isinstance(v, float) and not v.is_integer() for v in values):
+            raise BadRequest(f"tensor {name!r}: datatype {datatype} but fractional values")
+
+
 def rows_from_v2(
     tensors: Sequence[tuple[str, Sequence[int], object]],
     specs: tuple[FeatureSpec, ...],
@@ -121,6 +146,11 @@ def rows_from_v2(
 ) -> list[list]:
     """Rows from V2 inputs given as (name, shape, data): one tensor per feature, shape [N] or [N, 1]."""
     by_name = {name: (list(shape), data) for name, shape, data in tensors}
+    if len(by_name) < len(tensors):  # else the last of two tensors silently wins
+        names = [name for name, _, _ in tensors]
+        raise BadRequest(
+            f"V2 inputs repeat tensors {sorted({n for n in names if names.count(n) > 1})}"
+        )
     missing = [spec.name for spec in specs if spec.name not in by_name]
     if missing:
         raise BadRequest(f"V2 inputs are missing tensors {missing}; send one tensor per feature")

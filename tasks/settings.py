@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
+from urllib.parse import urlparse
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 if TYPE_CHECKING:
@@ -17,7 +18,9 @@ DEFAULT_CONTRACT = Path(__file__).parent / "contracts" / "house_prices.yaml"
 class Settings(BaseSettings):
     """Everything the loop needs to know; every field works locally as it is."""
 
-    model_config = SettingsConfigDict(env_prefix="MLOPS_", extra="forbid", validate_default=True)
+    model_config = SettingsConfigDict(
+        env_prefix="MLOPS_", extra="forbid", validate_default=True, allow_inf_nan=False
+    )
 
     # Object store
     s3_endpoint: str | None = Field(
@@ -110,6 +113,25 @@ class Settings(BaseSettings):
     def _bucket_name(cls, value: str) -> str:
         if not value.replace("-", "").replace(".", "").isalnum() or value != value.lower():
             raise ValueError(f"bucket {value!r} is not a valid S3 bucket name")
+        return value
+
+    @field_validator("s3_endpoint", "serving_url")
+    @classmethod
+    def _http_address(cls, value: str | None, info: ValidationInfo) -> str | None:
+        # A typo here surfaces otherwise only at the first call, as a confusing network error.
+        bare = info.field_name == "s3_endpoint" and "://" not in (value or "")
+        url = urlparse(f"http://{value}" if bare else value or "")
+        try:
+            url.port  # noqa: B018 - raises on a port outside 0-65535
+        except ValueError:
+            url = url._replace(netloc="")
+        if value is not None and (
+            url.scheme not in {"http", "https"}
+            or not url.hostname
+            or url.path not in {"", "/"}
+            or any(character.isspace() for character in value)
+        ):
+            raise ValueError(f"{value!r} is not an http(s)://host[:port] address")
         return value
 
     def drift_policy(self) -> DriftPolicy:

@@ -128,7 +128,12 @@ def _group_failures(cases: pd.DataFrame) -> list[Violation]:
     violations = []
     for (column, check), group in cases.groupby(["column", "check"], dropna=False, sort=False):
         if check in {"column_in_dataframe", "column_in_schema"}:
-            column = str(group["failure_case"].iloc[0])
+            # Frame-level checks list every offending column under one group: name each one.
+            names = pd.unique(group["failure_case"].astype(str))
+            violations += [
+                Violation(rule=rules[check], column=n, count=1, examples=[]) for n in names
+            ]
+            continue
         rule = rules.get(str(check), str(check).replace("in_range", "outside the range "))
         examples = [] if check == "not_nullable" else _examples(group["failure_case"])
         violations.append(
