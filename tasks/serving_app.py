@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 
-from fastapi import APIRouter, FastAPI
+from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse
 from kserve import Model
 
@@ -79,8 +79,41 @@ def admin_router(model: RoutedModel) -> APIRouter:
     return router
 
 
+MAX_REQUEST_ID = 128
+
+
 def build_app(model: RoutedModel) -> FastAPI:
     """The full app of the local model server: KServe's endpoints plus /mlops/v1/*."""
     app = build_kserve_app(model)
     app.include_router(admin_router(model))
+    limit_requests(app, model.options.max_body_bytes)
     return app
+
+
+def limit_requests(app: FastAPI, max_body_bytes: int) -> None:
+    """Refuse, before reading it, a body over the limit (413) or without a length (411), and a
+    request id that would bloat the serving logs (400)."""
+
+    @app.middleware("http")
+    async def _limits(request: Request, call_next):
+        if request.method in {"POST", "PUT"}:
+            length = request.headers.get("content-length")
+            if length is None or not length.isdigit():
+                return _refuse(411, "send a Content-Length: bodies of unknown length are refused")
+            if int(length) > max_body_bytes:
+                return _refuse(
+                    413, f"request body of {int(length):,} bytes is over the "
+                    f"{max_body_bytes:,}-byte limit; send fewer instances per request",
+                )  # fmt: skip
+        request_id = request.headers.get("x-request-id")
+        if request_id is not None and (
+            len(request_id) > MAX_REQUEST_ID or not request_id.isprintable()
+        ):
+            return _refuse(
+                400, f"x-request-id must be at most {MAX_REQUEST_ID} printable characters"
+            )
+        return await call_next(request)
+
+
+def _refuse(status: int, error: str) -> JSONResponse:
+    return JSONResponse(status_code=status, content={"error": error})

@@ -43,6 +43,9 @@ class ServeOptions(BaseModel):
 
     routing: Routing = Field(default_factory=Routing, description="the split to start with")
     max_batch: int = Field(1000, ge=1, le=100_000, description="most instances in one request")
+    max_body_bytes: int = Field(
+        8 * 2**20, ge=1024, le=2**30, description="largest request body; larger gets HTTP 413"
+    )
     log_requests: bool = Field(True, description="write every request to S3 serving logs")
     log_flush_seconds: float = Field(10.0, gt=0, le=3600, description="longest wait between files")
     log_flush_rows: int = Field(5000, ge=1, description="rows that trigger a serving-log file")

@@ -203,6 +203,7 @@ class BadCall:
     what: str
     content_type: str = "application/json"
     model: str | None = None  # another model name in the URL; None: the served one
+    headers: tuple[tuple[str, str], ...] = ()  # extra request headers
 
 
 def v1(instances: object) -> bytes:
@@ -314,6 +315,14 @@ BAD_CALLS: tuple[BadCall, ...] = (
     BadCall("v2-unknown-model", "v2", lambda r: v2(tensors([r])), 404,
             "Model with name nope-model does", "a good body for model 'nope-model'",
             model="nope-model"),
+    BadCall("v1-body-over-limit", "v1", lambda r: v1([{**r, "neighborhood": "x" * 9_000_000}]),
+            413, "-byte limit", "one instance with a 9 MB category (limit 8 MiB)"),
+    BadCall("v2-body-over-limit", "v2",
+            lambda r: v2(tensors([r], neighborhood={"data": ["x" * 9_000_000]})), 413,
+            "-byte limit", "a 9 MB BYTES tensor (limit 8 MiB)"),
+    BadCall("v1-request-id-too-long", "v1", lambda r: v1([r]), 400, "x-request-id must be",
+            "a good body with a 5,000-character x-request-id",
+            headers=(("x-request-id", "r" * 5000),)),
 )  # fmt: skip
 
 

@@ -78,7 +78,7 @@ def test_bad_request_is_a_named_4xx_and_serving_goes_on(
     response = httpx.post(
         url(world, case),
         content=case.body(good_row),
-        headers={"content-type": case.content_type},
+        headers={"content-type": case.content_type, **dict(case.headers)},
         timeout=60,
     )
     said = message(response)
