@@ -183,7 +183,7 @@ def serve(args: argparse.Namespace) -> int:
 
     from tasks.contract import load_contract
     from tasks.registry import ModelRegistry
-    from tasks.s3 import connect
+    from tasks.s3 import BucketNotFound, connect
     from tasks.serving import RoutedModel, RoutingRefused
     from tasks.serving_app import build_app, build_kserve_app
     from tasks.serving_logs import ServingLogWriter
@@ -198,7 +198,11 @@ def serve(args: argparse.Namespace) -> int:
     if not args.plain and not options.routing.versions:
         # No split pinned on the command line: serve what the aliases say, so a server that
         # crashed and restarts comes back to the champion (and a live canary) on its own.
-        routing = routing_from_aliases(registry.aliases(), settings.canary_percent)
+        try:
+            aliases = registry.aliases()
+        except BucketNotFound as missing:
+            raise SystemExit(f"refusing to serve: {missing}") from missing
+        routing = routing_from_aliases(aliases, settings.canary_percent)
         options = options.model_copy(update={"routing": routing})
     writer = None
     if args.plain:

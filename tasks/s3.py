@@ -31,6 +31,10 @@ class S3AccessDenied(PermissionError):
     """The server refused this identity the operation: its policy does not allow it."""
 
 
+class BucketNotFound(RuntimeError):
+    """The configured bucket does not exist on the S3 server."""
+
+
 class CredentialsMissing(RuntimeError):
     """No S3 credentials were found in the environment or a Prefect Secret block."""
 
@@ -78,11 +82,19 @@ class ObjectStore:
                 raise ObjectNotFound(f"s3://{self.bucket}: {what}: no such object") from error
             if error.code == "AccessDenied":
                 raise S3AccessDenied(f"s3://{self.bucket}: {what}: access denied") from error
+            if error.code == "NoSuchBucket":
+                raise self._no_bucket(what) from error
             raise
         except (urllib3.exceptions.HTTPError, OSError) as error:
             raise S3Unavailable(
                 f"S3 server {self.endpoint} unreachable while trying to {what}: {error}"
             ) from error
+
+    def _no_bucket(self, what: str) -> BucketNotFound:
+        return BucketNotFound(
+            f"bucket {self.bucket!r} does not exist on {self.endpoint} (while trying to {what}): "
+            "create it first (every flow and `python -m flows.loop` do) or check MLOPS_BUCKET"
+        )
 
     def ensure_bucket(self, versioning: bool = True) -> None:
         """Create the bucket if needed and switch versioning on, so nothing written is lost."""
@@ -147,6 +159,8 @@ class ObjectStore:
         except S3Error as error:  # the listing runs lazily, outside _call
             if error.code == "AccessDenied":
                 raise S3AccessDenied(f"s3://{self.bucket}: list {prefix}: access denied") from error
+            if error.code == "NoSuchBucket":
+                raise self._no_bucket(f"list {prefix}") from error
             raise
         except (urllib3.exceptions.HTTPError, OSError) as error:
             raise S3Unavailable(

@@ -146,3 +146,13 @@ def test_non_finite_metrics_are_refused_before_anything_is_written(registry: Mod
         spec = ModelSpec(**{**SPEC.model_dump(), "metrics": {"r2": float("nan")}})
         registry.register(small_model(1.0), spec)
     assert registry.versions() == [] and not list(registry.store.list_keys(registry.prefix))
+
+
+def test_a_missing_bucket_is_named(any_s3_server, model_name: str) -> None:
+    from tasks.s3 import BucketNotFound
+
+    store = connect(settings_for(any_s3_server, bucket="no-such-bucket-here"))
+    with pytest.raises(BucketNotFound, match="'no-such-bucket-here' does not exist"):
+        ModelRegistry(store, model_name).aliases()
+    with pytest.raises(BucketNotFound, match="create it first"):
+        store.get_bytes("models/x/v1/manifest.json")
