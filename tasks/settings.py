@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import difflib
+import logging
+import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urlparse
@@ -146,6 +150,24 @@ class Settings(BaseSettings):
         )
 
 
+# MLOPS_* variables that are not settings: read by the tooling around the settings object.
+NOT_SETTINGS = frozenset(
+    {"MLOPS_CACHE_DIR", "MLOPS_RELIABILITY_REPORT", "MLOPS_SECRET_VARS", "MLOPS_REASON",
+     "MLOPS_TRAINING_S3_ACCESS_KEY", "MLOPS_TRAINING_S3_SECRET_KEY"}
+)  # fmt: skip
+LOG = logging.getLogger(__name__)
+
+
+def unknown_variables(environ: Mapping[str, str]) -> dict[str, str | None]:
+    """MLOPS_* variables that set nothing (a typo?), each with the setting it most resembles."""
+    known = {f"MLOPS_{name.upper()}" for name in Settings.model_fields}
+    unknown = sorted(k for k in environ if k.startswith("MLOPS_") and k not in known | NOT_SETTINGS)
+    return {k: next(iter(difflib.get_close_matches(k, known, n=1)), None) for k in unknown}
+
+
 def get_settings(**overrides: Any) -> Settings:
     """Build the settings now (never at import), with per-run overrides on top of the env."""
+    for variable, closest in unknown_variables(os.environ).items():
+        hint = f"; did you mean {closest}?" if closest else ""
+        LOG.warning("%s is not a setting and is ignored%s", variable, hint)
     return Settings(**{key: value for key, value in overrides.items() if value is not None})

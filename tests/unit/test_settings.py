@@ -43,3 +43,19 @@ def test_invalid_values_are_refused(field: str, value: object) -> None:
 def test_unknown_setting_is_refused() -> None:
     with pytest.raises(ValidationError, match="not_a_setting"):
         get_settings(not_a_setting=1)
+
+
+def test_a_misspelt_variable_is_named_with_the_setting_it_resembles(monkeypatch, caplog) -> None:
+    from tasks.settings import unknown_variables
+
+    monkeypatch.setenv("MLOPS_CANARY_PERCNT", "30")
+    monkeypatch.setenv("MLOPS_CACHE_DIR", "/tmp/x")  # tooling, not a setting: no warning
+    assert unknown_variables({"MLOPS_CANARY_PERCNT": "30", "MLOPS_CACHE_DIR": "/x"}) == {
+        "MLOPS_CANARY_PERCNT": "MLOPS_CANARY_PERCENT"
+    }
+    with caplog.at_level("WARNING", logger="tasks.settings"):
+        settings = get_settings()
+    assert settings.canary_percent == 10  # the typo set nothing...
+    assert "MLOPS_CANARY_PERCNT is not a setting" in caplog.text  # ...and says so
+    assert "did you mean MLOPS_CANARY_PERCENT?" in caplog.text
+    assert "MLOPS_CACHE_DIR" not in caplog.text
