@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import contextvars
 import itertools
 import threading
 import uuid
@@ -48,8 +49,11 @@ def _race(*actions: Callable[[], object]) -> list[object]:
         except Exception as error:
             return error
 
+    # Each thread runs in a copy of this context, so it talks to the test's Prefect server
+    # (its settings live in a context variable) instead of starting an ephemeral one.
+    contexts = [contextvars.copy_context() for _ in actions]
     with ThreadPoolExecutor(len(actions)) as pool:
-        return list(pool.map(run, actions))
+        return list(pool.map(lambda c, a: c.run(run, a), contexts, actions))
 
 
 @pytest.fixture
