@@ -13,12 +13,14 @@ import json
 import os
 import subprocess
 import sys
+from datetime import timedelta
 from pathlib import Path
 
 from prefect import get_client
 from prefect.automations import Automation
 from prefect.client.schemas.actions import WorkPoolCreate
-from prefect.events.actions import RunDeployment
+from prefect.client.schemas.objects import StateType
+from prefect.events.actions import ChangeFlowRunState, RunDeployment
 from prefect.events.schemas.automations import EventTrigger, Posture
 from prefect.exceptions import ObjectNotFound
 
@@ -28,6 +30,8 @@ KUBERNETES_POOL = "mlops-kubernetes"
 K8S_TEMPLATE = PROJECT_ROOT / "infra" / "prefect" / "kubernetes-base-job-template.json"
 ROLLBACK_ON_FAILED_ANALYSIS = "mlops: roll back when canary-analysis fails"
 ROLLBACK_ON_LIVE_FAILURE = "mlops: roll back a canary the router took out"
+CRASH_SILENT_RUNS = "mlops: a run that stopped heartbeating has crashed"
+HEARTBEAT_S = 180  # PREFECT_FLOWS_HEARTBEAT_FREQUENCY: Prefect 3.9 flow runs heartbeat this often
 
 
 def ensure_work_pools(with_kubernetes: bool = True) -> list[str]:
@@ -86,7 +90,8 @@ def rollback_automation() -> Automation:
             RunDeployment(
                 source="selected",
                 deployment_id=_deployment_id("rollback/rollback"),
-                parameters={"reason": "canary-analysis failed"},
+                # Only a canary: an analysis may fail because its canary is already gone.
+                parameters={"reason": "canary-analysis failed", "canary_only": True},
             )
         ],
     )
@@ -117,6 +122,34 @@ def failover_automation() -> Automation:
     )
 
 
+def silent_run_automation(within_s: float = 3 * HEARTBEAT_S) -> Automation:
+    """A run whose process died with its host stays Running for ever: mark it Crashed.
+
+    Until then it holds its deployment's concurrency slot (a re-run of deploy waits, one of
+    canary-analysis is cancelled) and, for an analysis, the rollback automation never fires.
+    Prefect's documented zombie-run pattern, limited to this project's (tagged) runs.
+    """
+    return Automation(
+        name=CRASH_SILENT_RUNS,
+        description=f"No heartbeat nor state change of an mlops run for {within_s:.0f}s.",
+        trigger=EventTrigger(
+            after={"prefect.flow-run.heartbeat"},
+            expect={"prefect.flow-run.*"},
+            match={"prefect.resource.id": "prefect.flow-run.*"},
+            match_related={"prefect.resource.id": "prefect.tag.mlops"},
+            for_each={"prefect.resource.id"},
+            posture=Posture.Proactive,
+            threshold=1,
+            within=timedelta(seconds=within_s),
+        ),
+        actions=[
+            ChangeFlowRunState(
+                state=StateType.CRASHED, message=f"no heartbeat for {within_s:.0f}s: host lost?"
+            )
+        ],
+    )
+
+
 def ensure_automation(wanted: Automation) -> str:
     """Create the automation, or bring the one of that name up to date: never a second copy."""
     try:
@@ -136,6 +169,7 @@ def setup(with_kubernetes: bool = True) -> dict[str, object]:
         "pools_created": pools,
         "rollback_automation": ensure_automation(rollback_automation()),
         "failover_automation": ensure_automation(failover_automation()),
+        "silent_run_automation": ensure_automation(silent_run_automation()),
     }
 
 

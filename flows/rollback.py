@@ -12,15 +12,20 @@ from tasks.targets import ServingState, open_target
 
 @flow(name="rollback", flow_run_name=run_name("rollback"))
 def rollback(
-    reason: str = "by hand", model_name: str | None = None, canary_version: int | None = None
+    reason: str = "by hand",
+    model_name: str | None = None,
+    canary_version: int | None = None,
+    canary_only: bool = False,
 ) -> ServingState:
     """Take the canary out of traffic, or, with no canary, restore the previous champion.
 
-    With `canary_version` (as the failover automation passes it), only that canary, if it still is.
+    With `canary_version` (as the failover automation passes it), only that canary, if it still is;
+    with `canary_only` (as the failed-analysis automation passes it), only a canary, never the
+    champion.
     """
     settings = get_settings(model_name=model_name)
     registry = open_registry(settings)
-    return roll_back(registry, open_target(settings), reason, canary_version)
+    return roll_back(registry, open_target(settings), reason, canary_version, canary_only)
 
 
 if __name__ == "__main__":

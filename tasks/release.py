@@ -23,6 +23,8 @@ from tasks.registry import Manifest, ModelRegistry, VersionNotFound
 from tasks.steps import model_resource, task
 from tasks.targets import ServingState, ServingTarget
 
+# A release act on Kubernetes waits for the InferenceService to be ready: minutes, not seconds.
+RELEASE_WAIT_S = 900.0
 RolloutKind = Literal["first", "canary", "already-champion", "already-canary"]
 
 
@@ -70,7 +72,7 @@ def roll_out(
 ) -> RolloutKind:
     """Serve a first version outright; any later one as a canary next to the champion."""
     registry.load_bytes(manifest.version)  # verified before any traffic can reach it
-    with registry.lock("release"):
+    with registry.lock("release", RELEASE_WAIT_S):
         champion, canary = registry.alias("champion"), registry.alias("canary")
         kind = plan_rollout(champion, canary, manifest.version)
         if kind == "first":
@@ -106,7 +108,7 @@ def promote(
     With `canary_version`, only that canary is promoted: a verdict on v3 never promotes a v4
     that replaced it meanwhile.
     """
-    with registry.lock("release"):
+    with registry.lock("release", RELEASE_WAIT_S):
         canary, champion = registry.alias("canary"), registry.alias("champion")
         if canary is None:
             raise ReleaseError(f"{registry.name} has no canary to promote")
@@ -127,18 +129,27 @@ def promote(
 
 @task
 def roll_back(
-    registry: ModelRegistry, target: ServingTarget, reason: str, canary_version: int | None = None
+    registry: ModelRegistry,
+    target: ServingTarget,
+    reason: str,
+    canary_version: int | None = None,
+    canary_only: bool = False,
 ) -> ServingState:
     """Take the canary out of traffic; with no canary, put `previous` back as champion.
 
     With `canary_version`, only that canary is rolled back, and only if it is still the canary:
     two parties rolling back the same canary (the analysis and the failover automation) must
-    not roll back the champion as well.
+    not roll back the champion as well. With `canary_only` (a failed analysis), no canary means
+    nothing to do: an analysis that failed, say because the canary was already gone, never
+    rolls back the champion.
     """
-    with registry.lock("release"):
+    with registry.lock("release", RELEASE_WAIT_S):
         canary, champion = registry.alias("canary"), registry.alias("champion")
         if canary_version is not None and canary != canary_version:
             _log().info("v%d is no longer the canary: not rolling back", canary_version)
+            return target.state()
+        if canary is None and canary_only:
+            _log().info("no canary to roll back; the champion v%s stays", champion)
             return target.state()
         if canary is not None:
             state = target.rollback_canary()
