@@ -63,8 +63,15 @@ def prefect_environment(home: Path) -> dict[str, str]:
     }
 
 
-def start_prefect_server(home: Path, timeout: float = 90.0, attempts: int = 3) -> PrefectServer:
-    """Run `prefect server start` on 127.0.0.1; a port taken between pick and bind is retried."""
+def start_prefect_server(
+    home: Path, timeout: float = 90.0, attempts: int = 3, port: int | None = None
+) -> PrefectServer:
+    """Run `prefect server start` on 127.0.0.1; a port taken between pick and bind is retried.
+
+    With `port` (a restart where clients and workers expect it), that port only.
+    """
+    if port is not None:
+        return _start_once(home, port, timeout)
     for attempt in range(attempts):
         try:
             return _start_once(home, free_port(), timeout)
@@ -90,6 +97,9 @@ def prefect_session(home: Path, timeout: float = 180.0) -> Iterator[PrefectServe
     os.environ["PREFECT_API_URL"] = server.api_url
     try:
         with temporary_settings(updates={PREFECT_API_URL: server.api_url}):
+            # Prefect keeps one events worker per client type, bound to the API URL it started
+            # with: stop any earlier one, or this process's events would go to another server.
+            EventsWorker.drain_all(timeout=10)
             try:
                 yield server
             finally:
