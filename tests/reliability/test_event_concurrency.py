@@ -1,0 +1,81 @@
+"""Concurrency: a burst of drift alerts for one model must start exactly one retrain.
+
+Real SeaweedFS, the session's real Prefect server with the retrain deployment of prefect.yaml
+(its drift trigger and its concurrency limit: 1, CANCEL_NEW), a real process worker.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+from prefect.events import emit_event
+
+from tasks.registry import ModelRegistry
+from tasks.s3 import connect
+from tasks.settings import Settings
+from tasks.steps import model_resource
+from tasks.synthetic import generate_house_prices
+from tests.reliability.prefect_faults import (
+    deployed,
+    private_pool,
+    running_worker,
+    runs_of,
+    states_of,
+    wait_until,
+)
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+BURST = 10
+
+
+def test_ten_drift_events_start_one_retrain(
+    flow_env: Settings, tmp_path: Path, reliability
+) -> None:
+    data = tmp_path / "houses.csv"
+    generate_house_prices(1500, seed=21).to_csv(data, index=False)
+    registry = ModelRegistry(connect(flow_env), flow_env.model_name)
+    registry.store.ensure_bucket()
+    pool = private_pool()
+    with deployed(["retrain"], pool) as ids:
+        with running_worker(pool, tmp_path / "worker"):
+            started = time.monotonic()
+            for index in range(BURST):
+                emit_event(
+                    event="mlops.drift.detected",
+                    resource=model_resource(flow_env.model_name),
+                    payload={"summary": f"alert {index + 1} of {BURST}", "data_uri": str(data)},
+                )
+                time.sleep(0.2)
+            burst_s = time.monotonic() - started
+            runs = wait_until("every triggered run to end", lambda: _settled(ids["retrain"]), 300)
+            settled_s = time.monotonic() - started
+        paths = Counter(" → ".join(states_of(run.id)) for run in runs)
+    states = Counter(run.state.name for run in runs)
+    versions = [m.version for m in registry.versions()]
+
+    assert len(runs) == BURST, f"{len(runs)} runs for {BURST} events"
+    assert all(r.created_by and r.created_by.type == "AUTOMATION" for r in runs)
+    assert states == {"Completed": 1, "Cancelled": BURST - 1}, states
+    assert versions == [1]
+    reliability(
+        "concurrency",
+        f"{BURST} drift events in a few seconds",
+        done=f"{BURST} `mlops.drift.detected` events for one model emitted in {burst_s:.1f}s to "
+        "a Prefect server with the retrain deployment (drift trigger; concurrency limit 1, "
+        "CANCEL_NEW) and a process worker",
+        expected="every event gets a flow run from the trigger, exactly one retrain runs and "
+        "completes, the others are cancelled by the limit; the registry gets one new version",
+        observed=f"{len(runs)} runs created by the automation, ended {dict(states)} within "
+        f"{settled_s:.0f}s; state paths {dict(paths)}; registry versions {versions}",
+    )
+
+
+def _settled(deployment_id) -> list | None:
+    """The runs, once there are as many as events and none is still going."""
+    runs = runs_of(deployment_id)
+    done = len(runs) >= BURST and all(r.state and r.state.is_final() for r in runs)
+    return runs if done else None
