@@ -90,8 +90,13 @@ def rollback_automation() -> Automation:
             RunDeployment(
                 source="selected",
                 deployment_id=_deployment_id("rollback/rollback"),
-                # Only a canary: an analysis may fail because its canary is already gone.
-                parameters={"reason": "canary-analysis failed", "canary_only": True},
+                # Only a canary (an analysis may fail because its canary is already gone), and
+                # only of the model the failed analysis was judging.
+                parameters={
+                    "reason": "canary-analysis failed",
+                    "canary_only": True,
+                    "model_name": "{{ flow_run.parameters['model_name'] }}",
+                },
             )
         ],
     )

@@ -232,7 +232,9 @@ def test_canary_analysis_interrupted_then_rerun_converges(
             again = 1 + (rerun.state.is_failed() or rerun.state.is_crashed())
             wait_until("the rollback runs", lambda: _all_done(ids["rollback"], again), START_S)
         rollbacks = [r.state.name for r in runs_of(ids["rollback"])]
+        rolled_models = {r.parameters.get("model_name") for r in runs_of(ids["rollback"])}
     aliases, state = verified_aliases(registry), served.target.state()
+    assert rolled_models == {model}, rolled_models  # the automation names the analysed model
     history = moves(registry)[len(before) :]
 
     assert cut.serving == "agree" and cut.aliases == {"champion": v2, "previous": v1, "canary": bad}
