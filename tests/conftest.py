@@ -65,6 +65,18 @@ def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Prefect
         yield server
 
 
+def remove_deployments_and_automations() -> None:
+    """Delete every deployment and automation on the session's Prefect server, so no later
+    test's events trigger a leftover deployment."""
+    from prefect import get_client
+
+    with get_client(sync_client=True) as client:
+        for automation in client.read_automations():
+            client.delete_automation(automation.id)
+        for deployment in client.read_deployments():
+            client.delete_deployment(deployment.id)
+
+
 @pytest.fixture
 def flow_env(
     s3_server: S3Server, prefect_server: PrefectServer, model_name: str

@@ -13,6 +13,7 @@ from deployments.setup import (
     ROLLBACK_ON_LIVE_FAILURE,
     setup,
 )
+from tests.conftest import remove_deployments_and_automations
 
 pytestmark = pytest.mark.integration
 
@@ -27,11 +28,7 @@ def registered(prefect_server) -> Iterator[None]:
         setup()
         yield
     finally:
-        with get_client(sync_client=True) as client:
-            for automation in client.read_automations():
-                client.delete_automation(automation.id)
-            for deployment in client.read_deployments():
-                client.delete_deployment(deployment.id)
+        remove_deployments_and_automations()
 
 
 def test_setup_twice_leaves_one_of_each(registered) -> None:

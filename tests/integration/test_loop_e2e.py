@@ -6,6 +6,7 @@ only plays the world (data, traffic, a daily check run now, a bad model slipping
 retrain, deploy, canary analysis, promotion and rollback all start from events.
 """
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -16,6 +17,7 @@ from flows.scenario import Scenario, play
 from flows.scenario_world import World
 from infra.local_stack import local_stack
 from tasks.settings import Settings
+from tests.conftest import remove_deployments_and_automations
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -29,8 +31,17 @@ def runs_of(deployment: str, model: str) -> list:
     return [run for run in runs if run.parameters.get("model_name") == model]
 
 
+@pytest.fixture
+def leaves_nothing_registered(prefect_server) -> Iterator[None]:
+    """The stack registers every deployment and automation: remove them afterwards."""
+    try:
+        yield
+    finally:
+        remove_deployments_and_automations()
+
+
 def test_drift_retrain_canary_promotion_and_bad_model_rollback(
-    flow_env: Settings, tmp_path: Path
+    flow_env: Settings, tmp_path: Path, leaves_nothing_registered
 ) -> None:
     with local_stack(runtime_dir=tmp_path) as stack:
         scenario = Scenario(World.from_environment(stack.serving_url, rows=3000), timeout_s=240)
