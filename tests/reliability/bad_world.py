@@ -11,6 +11,7 @@ deploy flow on a real model server process, driven through LocalServingTarget. T
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, ExitStack, contextmanager
@@ -94,6 +95,11 @@ def served_world(s3: S3Server, prefix: str, options: ServeOptions | None = None)
             champion = retrain(data=data, reason="champion for the bad-input corpus")
             assert deploy(version=champion.version, reason="champion") == "first"
         target = LocalServingTarget(server.url, name)
+        # The server stores events asynchronously: wait for the champion's, or the first case's
+        # "before" snapshot may miss it and its "after" count it.
+        deadline = time.monotonic() + 60
+        while registered_versions(name) != [champion.version] and time.monotonic() < deadline:
+            time.sleep(0.5)
         yield World(settings, env, registry, server, target, champion, good)
 
 

@@ -61,7 +61,9 @@ def keyed(any_s3_server, model_name: str) -> ModelRegistry:
     [(None, "not signed"), (secrets.token_hex(32).encode(), "signed with key")],
     ids=["no key", "another key"],
 )
-def test_a_version_written_without_our_key_is_refused(keyed, forger_key, expected, reliability):
+def test_a_version_written_without_our_key_is_refused(
+    keyed, forger_key, expected, any_s3_server, reliability
+):
     forger = ModelRegistry(keyed.store, keyed.name, signing_key=forger_key)
     forged = forger.register(_model(100.0), SPEC)
     before = _state(keyed)
@@ -73,7 +75,8 @@ def test_a_version_written_without_our_key_is_refused(keyed, forger_key, expecte
     assert [m.version for m in keyed.versions()] == [1]  # the forged v2 is not listed
     reliability(
         "security",
-        f"forged version ({'no key' if forger_key is None else 'another key'})",
+        f"forged version ({'no key' if forger_key is None else 'another key'}, "
+        f"{any_s3_server.kind})",
         done=f"a writer {'without the key' if forger_key is None else 'with another key'} "
         f"registered v{forged.version} with a matching sha256 on {keyed.store.endpoint}",
         expected="IntegrityError naming the signature; alias not moved; version not listed",
