@@ -229,7 +229,7 @@ def test_s3_killed_mid_alias_move(s3: S3Server, reliability) -> None:
         observed=f"S3Unavailable; after restart champion -> v2 (loads); {stored} history "
         f"object on S3 but history() = {moves} (the pointer carries the cut move), "
         f"version_at(champion, now) = v{history_says}. Re-run waited {waited_champion:.0f}s "
-        f"for the alias lease the crash left (60 s ttl), wrote the missing object and added "
+        f"for the alias lease the crash left (a 20 s ttl, renewed only by a live holder), wrote the missing object and added "
         f"{extra_champion}; {len(after_rerun)} moves, {len(after_rerun)} objects",
     )
     reliability(
