@@ -30,11 +30,11 @@ if __package__ in (None, ""):  # run as a file: make `tasks` importable
 import numpy as np
 import pandas as pd
 
-from tasks.contract import DataContract, load_contract
-from tasks.drift import check_drift, columns_from_snapshot, evidently_report
-from tasks.drift_verdict import DriftPolicy, judge_drift
+from tasks.data.contract import DataContract, load_contract
+from tasks.data.synthetic import DriftSpec, generate_house_prices
+from tasks.decisions.drift import DriftPolicy, judge_drift
+from tasks.drift.check import check_drift, columns_from_snapshot, evidently_report
 from tasks.settings import DEFAULT_CONTRACT
-from tasks.synthetic import DriftSpec, generate_house_prices
 
 DRIFTED = DriftSpec(size_shift=0.3, age_shift_years=10)
 CASES = {

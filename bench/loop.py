@@ -45,9 +45,9 @@ if TYPE_CHECKING:
     import pandas as pd
     from prefect.client.schemas.objects import FlowRun
 
-    from flows.scenario_world import World
+    from flows.scenario.world import World
     from infra.traffic import Traffic
-    from tasks.registry import Manifest
+    from tasks.registry.versions import Manifest
 
 T = TypeVar("T")
 ACTIVE = {"SCHEDULED", "PENDING", "RUNNING", "CANCELLING", "PAUSED"}
@@ -193,7 +193,7 @@ def drift_once(bench: Bench, index: int) -> dict:
     """Figure 1: a drift event -> the retrain run created and started; then let it settle."""
     from prefect.events import emit_event
 
-    from tasks.steps import model_resource
+    from tasks.events import model_resource
 
     since = now()
     emit_event(
@@ -216,7 +216,7 @@ def drift_once(bench: Bench, index: int) -> dict:
 
 def register_good(bench: Bench, index: int) -> Manifest:
     """The champion's own bytes as a new version: a canary that deserves its promotion."""
-    from tasks.registry import ModelSpec
+    from tasks.registry.versions import ModelSpec
 
     registry = bench.world.registry
     champion = registry.alias("champion")
@@ -237,7 +237,7 @@ def canary_live(url: str, version: int) -> Callable[[], datetime | None]:
 
 def registration_once(bench: Bench, index: int) -> dict:
     """Figure 2: announce a registration -> canary live, canary-analysis created and started."""
-    from tasks.steps import announce_registration
+    from tasks.events import announce_registration
 
     manifest = register_good(bench, index)
     since = now()
@@ -461,7 +461,7 @@ def run_stages(bench: Bench) -> None:
 @contextmanager
 def bench_on_stack(args: argparse.Namespace) -> Iterator[Bench]:
     """The local stack in a temporary directory, with v1 served; all stopped on the way out."""
-    from flows.scenario_world import World
+    from flows.scenario.world import World
     from infra.local_stack import environment, local_stack
 
     env = {"MLOPS_CANARY_MAX_WAIT_S": str(args.canary_max_wait_s)}  # the worker inherits it

@@ -31,12 +31,12 @@ import pandas as pd
 from threadpoolctl import threadpool_limits
 
 from infra.local_s3 import ServerKind, start_s3_server
-from tasks.contract import DataContract, load_contract
-from tasks.registry import DataSummary, ModelRegistry, ModelSpec
+from tasks.data.contract import DataContract, load_contract
+from tasks.data.synthetic import generate_house_prices
+from tasks.registry.versions import DataSummary, ModelRegistry, ModelSpec
 from tasks.s3 import ObjectStore, connect
 from tasks.settings import get_settings
-from tasks.synthetic import generate_house_prices
-from tasks.training import TrainedModel, library_versions, train_model
+from tasks.training.model import TrainedModel, library_versions, train_model
 
 T = TypeVar("T")
 

@@ -40,9 +40,9 @@ import pandas as pd
 
 if TYPE_CHECKING:  # the model server unpickles NaNAbove from here: keep this import light
     from infra.traffic import Traffic
-    from tasks.canary import CanaryVerdict
-    from tasks.contract import DataContract
-    from tasks.registry import ModelRegistry
+    from tasks.data.contract import DataContract
+    from tasks.decisions.canary import CanaryVerdict
+    from tasks.registry.versions import ModelRegistry
 
 TARGET_S = 30.0
 FLAGGER_S = 60.0 * 5  # Flagger's documented analysis: interval 1m, threshold 5 failed checks
@@ -172,9 +172,9 @@ def register(
     registry: ModelRegistry, contract: DataContract, model: object, frame: pd.DataFrame
 ) -> int:
     """Register `model` as a new version (same bytes may be registered again under a new number)."""
-    from tasks.data import data_digest
-    from tasks.registry import DataSummary, ModelSpec
-    from tasks.training import library_versions
+    from tasks.data.loading import data_digest
+    from tasks.registry.versions import DataSummary, ModelSpec
+    from tasks.training.model import library_versions
 
     spec = ModelSpec(features=contract.feature_names, target="price", metrics={"r2": 0.9},
                      data=DataSummary(digest=data_digest(frame), rows=len(frame)),
@@ -185,7 +185,7 @@ def register(
 
 def probe_ceiling(contract: DataContract, column: str) -> float:
     """The largest value of `column` in the probe batch a new version must pass on load."""
-    from tasks.serving_inputs import feature_specs, probe_rows
+    from tasks.modelserver.inputs import feature_specs, probe_rows
 
     specs = feature_specs(contract.feature_names, contract)
     index = contract.feature_names.index(column)
@@ -194,8 +194,8 @@ def probe_ceiling(contract: DataContract, column: str) -> float:
 
 def train_models(contract: DataContract) -> tuple[object, object, NaNAbove, pd.DataFrame]:
     """A good model, one that prices every house x1.6, and a broken wrapper of a good one."""
-    from tasks.synthetic import generate_house_prices
-    from tasks.training import train_model
+    from tasks.data.synthetic import generate_house_prices
+    from tasks.training.model import train_model
 
     frame = generate_house_prices(1500, seed=41)
     good = train_model(frame, contract, seed=41).model
@@ -212,10 +212,10 @@ def local_stack(args: argparse.Namespace, work: Path) -> Iterator[Stack]:
     from infra.local_s3 import start_s3_server
     from infra.local_stack import environment
     from infra.model_server import start_model_server
-    from tasks.contract import load_contract
-    from tasks.registry import ModelRegistry
+    from tasks.data.contract import load_contract
+    from tasks.decisions.routing import ServeOptions
+    from tasks.registry.versions import ModelRegistry
     from tasks.s3 import connect
-    from tasks.serving_router import ServeOptions
     from tasks.settings import DEFAULT_CONTRACT, get_settings
 
     model_name, contract = "bench-rollback", load_contract(DEFAULT_CONTRACT)
@@ -244,7 +244,7 @@ def local_stack(args: argparse.Namespace, work: Path) -> Iterator[Stack]:
 def users(stack: Stack, seed: int) -> Traffic:
     """Background users on 3000 generated houses; labels attached every second."""
     from infra.traffic import Traffic
-    from tasks.synthetic import generate_house_prices
+    from tasks.data.synthetic import generate_house_prices
 
     rows = generate_house_prices(3000, seed=seed)
     return Traffic(stack.url, stack.model_name, rows, "price", stack.registry.store)
@@ -305,7 +305,7 @@ def requests_to(stack: Stack, version: int) -> int:
 
 def log_objects(stack: Stack) -> int:
     """Serving-log and label files the canary analysis reads on every look."""
-    from tasks.serving_logs import logs_prefix
+    from tasks.modelserver.logs import logs_prefix
 
     return sum(1 for _ in stack.registry.store.list_keys(logs_prefix(stack.model_name)))
 

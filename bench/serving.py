@@ -23,7 +23,7 @@ import httpx
 
 from infra.local_s3 import start_s3_server
 from infra.model_server import limit_model_threads, start_model_server
-from tasks.serving_router import Routing, ServeOptions
+from tasks.decisions.routing import Routing, ServeOptions
 
 
 @dataclass(frozen=True)
@@ -108,12 +108,12 @@ def http_caller(url: str, instances: list[list]) -> Callable[[int], bool]:
 
 def _register(s3_env: dict[str, str]):
     """Train one model on generated rows and register it twice (stable and canary)."""
-    from tasks.contract import load_contract
-    from tasks.registry import DataSummary, ModelRegistry, ModelSpec
+    from tasks.data.contract import load_contract
+    from tasks.data.synthetic import generate_house_prices
+    from tasks.registry.versions import DataSummary, ModelRegistry, ModelSpec
     from tasks.s3 import connect
     from tasks.settings import get_settings
-    from tasks.synthetic import generate_house_prices
-    from tasks.training import library_versions, train_model
+    from tasks.training.model import library_versions, train_model
 
     settings = get_settings(
         s3_endpoint=s3_env["MLOPS_S3_ENDPOINT"],
@@ -188,7 +188,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     # The floor runs with the same one thread per prediction as the servers (before sklearn loads).
     limit_model_threads(1)
-    from tasks.serving import predict_rows
+    from tasks.modelserver.model import predict_rows
 
     s3 = start_s3_server()
     try:

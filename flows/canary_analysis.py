@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from prefect import flow
 
-from tasks.canary import CanaryPolicy, CanaryVerdict
-from tasks.canary_watch import publish_canary_verdict, watch_canary
-from tasks.release import act_on_verdict
+from tasks.decisions.canary import CanaryVerdict
+from tasks.registry.versions import open_registry
+from tasks.release.acts import act_on_verdict
+from tasks.release.evidence import publish_canary_verdict, watch_canary
+from tasks.release.target import open_target
+from tasks.runs import run_name
 from tasks.settings import get_settings
-from tasks.steps import open_registry, run_name
-from tasks.targets import open_target
 
 
 @flow(name="canary-analysis", flow_run_name=run_name("canary-analysis"))
@@ -18,10 +19,9 @@ def canary_analysis(
 ) -> CanaryVerdict:
     """Watch the live canary until the evidence decides, then promote or roll back."""
     settings = get_settings(model_name=model_name, canary_max_wait_s=max_wait_s)
-    registry = open_registry(settings)
+    registry = open_registry(settings, create_bucket=True)
     target = open_target(settings)
-    policy = CanaryPolicy(max_window_s=settings.canary_max_wait_s)
-    verdict = watch_canary(settings, registry, policy)
+    verdict = watch_canary(settings, registry)
     publish_canary_verdict(verdict, settings.model_name)
     act_on_verdict(verdict, registry, target)
     return verdict

@@ -4,15 +4,14 @@ from __future__ import annotations
 
 from prefect import flow
 
-from tasks.gate import GateVerdict
+from tasks.decisions.gate import GateVerdict
+from tasks.runs import run_name
 from tasks.settings import get_settings
-from tasks.steps import (
+from tasks.training.stages import (
     enforce_gate,
-    evaluate_candidate,
     judge,
     load_data,
     read_contract,
-    run_name,
     split_data,
     train_candidate,
     validate_data,
@@ -31,9 +30,8 @@ def ci_checks(data: str | None = None, model_name: str | None = None) -> GateVer
     frame = load_data(data, settings)
     validate_data(frame, contract)
     train, holdout = split_data(frame, contract, settings)
-    trained = train_candidate(train, contract, settings)
-    evaluation = evaluate_candidate(trained, holdout, contract, settings)
-    verdict = judge(evaluation, (None, None), settings)
+    candidate = train_candidate(frame, (train, holdout), contract, settings)
+    verdict = judge(candidate, None, settings)
     enforce_gate(verdict)
     return verdict
 

@@ -66,12 +66,11 @@ def stack_down(_: argparse.Namespace) -> int:
 def status(_: argparse.Namespace) -> int:
     import httpx
 
-    from tasks.registry import ModelRegistry
-    from tasks.s3 import connect
+    from tasks.registry.versions import open_registry
     from tasks.settings import get_settings
 
     settings = get_settings()
-    registry = ModelRegistry(connect(settings), settings.model_name)
+    registry = open_registry(settings)
     print(f"model     {settings.model_name}\naliases   {registry.aliases()}")
     try:
         routing = httpx.get(f"{settings.serving_url}/mlops/v1/routing", timeout=5).json()
@@ -89,26 +88,29 @@ def status(_: argparse.Namespace) -> int:
 
 def act(name: str) -> int:
     from flows.rollback import rollback
-    from tasks.release import promote
+    from tasks.registry.versions import open_registry
+    from tasks.release.acts import promote
+    from tasks.release.target import open_target
     from tasks.settings import get_settings
-    from tasks.steps import open_registry
-    from tasks.targets import open_target
 
     if name == "rollback":
         print(rollback(reason=os.environ.get("MLOPS_REASON", "by hand (cli)")))
         return 0
     settings = get_settings()
-    print(promote.fn(open_registry.fn(settings), open_target(settings), "by hand (cli)"))
+    print(
+        promote.fn(
+            open_registry(settings, create_bucket=True), open_target(settings), "by hand (cli)"
+        )
+    )
     return 0
 
 
 def history(_: argparse.Namespace) -> int:
-    from tasks.registry import ModelRegistry
-    from tasks.s3 import connect
+    from tasks.registry.versions import open_registry
     from tasks.settings import get_settings
 
     settings = get_settings()
-    for move in ModelRegistry(connect(settings), settings.model_name).history():
+    for move in open_registry(settings).history():
         print(
             f"{move.at:%Y-%m-%d %H:%M:%S}  {move.alias:<9} v{move.from_version} → "
             f"v{move.to_version}  by {move.by}: {move.reason}"

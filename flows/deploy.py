@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from prefect import flow
 
-from tasks.release import RolloutKind, resolve_version, roll_out
+from tasks.decisions.rollout import RolloutKind
+from tasks.registry.versions import open_registry
+from tasks.release.acts import resolve_version, roll_out
+from tasks.release.target import open_target
+from tasks.runs import run_name
 from tasks.settings import get_settings
-from tasks.steps import open_registry, run_name
-from tasks.targets import open_target
 
 
 @flow(name="deploy", flow_run_name=run_name("deploy"))
@@ -19,7 +21,7 @@ def deploy(
 ) -> RolloutKind:
     """Serve `version` (default: the newest) to `percent`% of traffic next to the champion."""
     settings = get_settings(model_name=model_name, canary_percent=percent)
-    registry = open_registry(settings)
+    registry = open_registry(settings, create_bucket=True)
     manifest = resolve_version(registry, version)
     target = open_target(settings)
     return roll_out(registry, target, manifest, settings.canary_percent, reason)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from prefect import flow
 
-from tasks.drift_steps import (
+from tasks.decisions.drift import DriftVerdict
+from tasks.drift.stages import (
     announce_drift,
     champion_manifest,
     judge_window,
@@ -13,9 +14,10 @@ from tasks.drift_steps import (
     publish_drift,
     store_reports,
 )
-from tasks.drift_verdict import DriftVerdict
+from tasks.registry.versions import open_registry
+from tasks.runs import run_name
 from tasks.settings import get_settings
-from tasks.steps import open_registry, read_contract, run_name
+from tasks.training.stages import read_contract
 
 
 @flow(name="drift-check", flow_run_name=run_name("drift-check"))
@@ -29,11 +31,11 @@ def drift_check(
     """
     settings = get_settings(model_name=model_name)
     contract = read_contract(settings)
-    registry = open_registry(settings)
+    registry = open_registry(settings, create_bucket=True)
     champion = champion_manifest(registry)
     reference = load_reference(champion, registry)
     current = load_current(data, registry, contract, window_hours)
-    report = judge_window(reference, current, contract, settings.drift_policy())
+    report = judge_window(reference, current, contract, settings.drift)
     report_url = store_reports(report, registry, champion)
     publish_drift(report, report_url, settings.model_name)
     announce_drift(report, champion, data, report_url)

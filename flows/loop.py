@@ -17,9 +17,9 @@ import signal
 import sys
 import time
 
-from flows.scenario import Scenario, ScenarioFailed, play
-from flows.scenario_world import World
-from flows.timeline import flow_run_lines
+from flows.scenario.play import Scenario, ScenarioFailed, play
+from flows.scenario.timeline import flow_run_lines
+from flows.scenario.world import World
 from infra.local_stack import LocalStack, local_stack
 
 

@@ -4,19 +4,17 @@ from __future__ import annotations
 
 from prefect import flow
 
-from tasks.kubeflow_steps import retrain_on_kubeflow
-from tasks.registry import Manifest
+from tasks.kubeflow.retrain import retrain_on_kubeflow
+from tasks.registry.versions import Manifest, open_registry
+from tasks.runs import run_name
 from tasks.settings import get_settings
-from tasks.steps import (
+from tasks.training.stages import (
     announce_registration,
     enforce_gate,
-    evaluate_candidate,
     judge,
     load_data,
-    open_registry,
     read_contract,
     register_candidate,
-    run_name,
     score_champion,
     split_data,
     train_candidate,
@@ -30,8 +28,8 @@ def retrain(
 ) -> Manifest:
     """Train a candidate on `data` and register it only if it beats the serving champion."""
     settings = get_settings(model_name=model_name)
-    registry = open_registry(settings)
-    if settings.kfp_host:  # the same steps, run as a Kubeflow pipeline on the cluster
+    registry = open_registry(settings, create_bucket=True)
+    if settings.kfp_host:  # the same recipe, run as a Kubeflow pipeline on the cluster
         manifest = retrain_on_kubeflow(settings, registry, data, reason)
         announce_registration(manifest, reason)
         return manifest
@@ -39,14 +37,11 @@ def retrain(
     frame = load_data(data, settings, registry.store)
     validate_data(frame, contract)
     train, holdout = split_data(frame, contract, settings)
-    trained = train_candidate(train, contract, settings)
-    evaluation = evaluate_candidate(trained, holdout, contract, settings)
+    candidate = train_candidate(frame, (train, holdout), contract, settings)
     champion = score_champion(registry, holdout, contract, settings)
-    verdict = judge(evaluation, champion, settings)
+    verdict = judge(candidate, champion, settings)
     enforce_gate(verdict)
-    manifest = register_candidate(
-        registry, trained, evaluation, frame, (contract, settings, verdict, reason)
-    )
+    manifest = register_candidate(registry, candidate, verdict, contract, settings, reason)
     announce_registration(manifest, reason)
     return manifest
 

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from prefect import flow
 
-from tasks.release import roll_back
+from tasks.decisions.rollout import ServingState
+from tasks.registry.versions import open_registry
+from tasks.release.acts import roll_back
+from tasks.release.target import open_target
+from tasks.runs import run_name
 from tasks.settings import get_settings
-from tasks.steps import open_registry, run_name
-from tasks.targets import ServingState, open_target
 
 
 @flow(name="rollback", flow_run_name=run_name("rollback"))
@@ -24,7 +26,7 @@ def rollback(
     champion.
     """
     settings = get_settings(model_name=model_name)
-    registry = open_registry(settings)
+    registry = open_registry(settings, create_bucket=True)
     return roll_back(registry, open_target(settings), reason, canary_version, canary_only)
 
 

@@ -19,8 +19,8 @@ from infra.model_server import start_model_server
 from infra.prefect_server import prefect_session
 from infra.prefect_worker import start_worker
 from infra.s3_identities import create_identities
+from tasks.decisions.routing import ServeOptions
 from tasks.s3 import connect
-from tasks.serving_router import ServeOptions
 from tasks.settings import get_settings
 
 RUNTIME_DIR = Path(__file__).resolve().parents[1] / ".runtime"

@@ -1,7 +1,7 @@
 """Start and stop the local KServe model server on 127.0.0.1, like infra/local_s3.py does for S3.
 
 `start_model_server` runs `python -m infra.model_server ...` in a subprocess and waits until it
-answers; `__main__` builds the app (tasks/serving_app.py) and serves it with uvicorn on loopback.
+answers; `__main__` builds the app (tasks/modelserver/app.py) and serves it with uvicorn on loopback.
 S3 credentials reach the child only through its environment (MLOPS_S3_*), never its arguments.
 """
 
@@ -21,7 +21,7 @@ from pathlib import Path
 import httpx
 
 from infra.local_s3 import free_port
-from tasks.serving_router import Routing, ServeOptions, routing_from_aliases
+from tasks.decisions.routing import Routing, ServeOptions, routing_from_aliases
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -181,20 +181,19 @@ def serve(args: argparse.Namespace) -> int:
     """Build the served model and the app, serve on 127.0.0.1 until SIGTERM, flush the logs."""
     import uvicorn
 
-    from tasks.contract import load_contract
-    from tasks.registry import ModelRegistry
+    from tasks.data.contract import load_contract
+    from tasks.modelserver.app import build_app, build_kserve_app
+    from tasks.modelserver.logs import ServingLogWriter
+    from tasks.modelserver.model import RoutedModel, RoutingRefused
+    from tasks.modelserver.plain import PlainModel
+    from tasks.registry.versions import open_registry
     from tasks.s3 import BucketNotFound, connect
-    from tasks.serving import RoutedModel, RoutingRefused
-    from tasks.serving_app import build_app, build_kserve_app
-    from tasks.serving_logs import ServingLogWriter
-    from tasks.serving_plain import PlainModel
     from tasks.settings import get_settings
-    from tasks.signing import signing_key
 
     settings = get_settings(model_name=args.model_name)
     options = _options(args)
     store = connect(settings)
-    registry = ModelRegistry(store, settings.model_name, signing_key(settings))
+    registry = open_registry(settings, store)
     if not args.plain and not options.routing.versions:
         # No split pinned on the command line: serve what the aliases say, so a server that
         # crashed and restarts comes back to the champion (and a live canary) on its own.

@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 import httpx
 import pandas as pd
 
+from tasks.modelserver.logs import attach_labels
 from tasks.s3 import ObjectStore
-from tasks.serving_logs import attach_labels
 
 
 @dataclass

@@ -7,23 +7,29 @@ import logging
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 from urllib.parse import urlparse
 
-from pydantic import Field, SecretStr, ValidationInfo, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import BaseModel, Field, SecretStr, ValidationInfo, field_validator, model_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
-if TYPE_CHECKING:
-    from tasks.drift_verdict import DriftPolicy
+from tasks.decisions.canary import CanaryPolicy
+from tasks.decisions.drift import DriftPolicy
+from tasks.decisions.gate import GatePolicy
+from tasks.training.policy import TrainingPolicy
 
-DEFAULT_CONTRACT = Path(__file__).parent / "contracts" / "house_prices.yaml"
+DEFAULT_CONTRACT = Path(__file__).parent / "data" / "contracts" / "house_prices.yaml"
 
 
 class Settings(BaseSettings):
     """Everything the loop needs to know; every field works locally as it is."""
 
     model_config = SettingsConfigDict(
-        env_prefix="MLOPS_", extra="forbid", validate_default=True, allow_inf_nan=False
+        env_prefix="MLOPS_",
+        env_nested_delimiter="__",
+        extra="forbid",
+        validate_default=True,
+        allow_inf_nan=False,
     )
 
     # Object store
@@ -60,28 +66,14 @@ class Settings(BaseSettings):
     seed: int = Field(42, ge=0, description="seed for splits, training and sampling")
     holdout_fraction: float = Field(0.2, gt=0.05, lt=0.5, description="share of rows held out")
 
-    # Quality gate
-    min_r2: float = Field(0.85, ge=-1, le=1, description="lowest holdout R² a candidate may have")
-    max_mape: float = Field(0.25, gt=0, description="highest holdout MAPE (0.25 = 25%)")
-    max_rmse: float | None = Field(None, gt=0, description="highest holdout RMSE, target units")
-    champion_margin: float = Field(
-        0.02, ge=0, le=1, description="candidate RMSE may exceed the champion's by this share"
-    )
-    slice_error_factor: float = Field(
-        2.0, ge=1, description="a slice's MAPE may be at most this many times the overall MAPE"
-    )
-    min_slice_rows: int = Field(30, ge=1, description="slices smaller than this are not judged")
-    invariance_tolerance: float = Field(
-        0.05, ge=0, description="largest mean relative price change an irrelevant edit may cause"
-    )
-
-    # Drift
-    drift_method: Literal["psi", "jensenshannon"] = Field(
-        "psi", description="per-column drift statistic (named, never Evidently's default)"
-    )
-    drift_threshold: float = Field(0.1, gt=0, description="a column drifts above this score")
-    drift_share: float = Field(
-        0.3, gt=0, le=1, description="share of drifted features that means data-set drift"
+    # Policies: each field declared once, in its policy (tasks/decisions, tasks/training/policy.py).
+    # Set one as MLOPS_<POLICY>__<FIELD> (e.g. MLOPS_GATE__MIN_R2); the flat names of earlier
+    # releases (MLOPS_MIN_R2, MLOPS_DRIFT_THRESHOLD, ...) still work: see LEGACY_NAMES.
+    gate: GatePolicy = Field(default_factory=GatePolicy, description="the quality gate")
+    canary: CanaryPolicy = Field(default_factory=CanaryPolicy, description="the canary verdict")
+    drift: DriftPolicy = Field(default_factory=DriftPolicy, description="the drift verdict")
+    training: TrainingPolicy = Field(
+        default_factory=TrainingPolicy, description="the estimator's parameters"
     )
 
     # Kubeflow
@@ -98,9 +90,6 @@ class Settings(BaseSettings):
     )
     canary_percent: int = Field(10, ge=1, le=50, description="share of traffic a new canary gets")
     canary_poll_s: float = Field(1.0, gt=0, le=60, description="seconds between canary looks")
-    canary_max_wait_s: float = Field(
-        600, gt=0, description="an undecided canary is rolled back after this long"
-    )
     kserve_namespace: str = Field("mlops", description="namespace of the InferenceService")
     kserve_service: str = Field("house-price", description="InferenceService name")
     kserve_logger_url: str = Field(
@@ -138,16 +127,54 @@ class Settings(BaseSettings):
             raise ValueError(f"{value!r} is not an http(s)://host[:port] address")
         return value
 
-    def drift_policy(self) -> DriftPolicy:
-        from tasks.drift_verdict import DriftPolicy
+    @model_validator(mode="before")
+    @classmethod
+    def _nest_legacy_names(cls, data: Any) -> Any:
+        """Flat names of earlier releases go into their policy; a flat name, when given, wins.
+        The drift policy samples with the run's seed unless it names its own."""
+        if not isinstance(data, dict):
+            return data
+        data = dict(data)
+        for flat, targets in LEGACY_NAMES.items():
+            if flat in data:
+                value = data.pop(flat)
+                for policy, field in targets:
+                    data[policy] = {**_as_dict(data.get(policy)), field: value}
+        seed = data.get("seed", cls.model_fields["seed"].default)
+        for policy, defaults in {"drift": {"seed": seed}, **RUN_DEFAULTS}.items():
+            data[policy] = {**defaults, **_as_dict(data.get(policy))}
+        return data
 
-        return DriftPolicy(
-            method=self.drift_method,
-            numeric_threshold=self.drift_threshold,
-            categorical_threshold=self.drift_threshold,
-            drift_share=self.drift_share,
-            seed=self.seed,
-        )
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return init_settings, _LegacyEnvironment(settings_cls), env_settings
+
+
+def _as_dict(value: Any) -> dict[str, Any]:
+    if isinstance(value, BaseModel):
+        return value.model_dump(exclude_unset=True)
+    return dict(value or {})
+
+
+class _LegacyEnvironment(PydanticBaseSettingsSource):
+    """MLOPS_MIN_R2 and the other flat variables of earlier releases, as flat keys."""
+
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
+        return None, field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        return {
+            flat: os.environ[f"MLOPS_{flat.upper()}"]
+            for flat in LEGACY_NAMES
+            if f"MLOPS_{flat.upper()}" in os.environ
+        }
 
 
 # MLOPS_* variables that are not settings: read by the tooling around the settings object.
@@ -156,11 +183,34 @@ NOT_SETTINGS = frozenset(
      "MLOPS_TRAINING_S3_ACCESS_KEY", "MLOPS_TRAINING_S3_SECRET_KEY"}
 )  # fmt: skip
 LOG = logging.getLogger(__name__)
+_GATE = ("min_r2", "max_mape", "max_rmse", "champion_margin", "slice_error_factor",
+         "min_slice_rows", "invariance_tolerance")  # fmt: skip
+# Flat setting names of earlier releases -> where they live now (policy, field).
+LEGACY_NAMES: dict[str, tuple[tuple[str, str], ...]] = {
+    **{name: (("gate", name),) for name in _GATE},
+    "drift_method": (("drift", "method"),),
+    "drift_threshold": (("drift", "numeric_threshold"), ("drift", "categorical_threshold")),
+    "drift_share": (("drift", "drift_share"),),
+    "canary_max_wait_s": (("canary", "max_window_s"),),
+}
+# Where a run's default differs from the policy's own (the flows' analysis window is 10 minutes).
+RUN_DEFAULTS: dict[str, dict[str, Any]] = {"canary": {"max_window_s": 600.0}}
+_POLICIES = {"gate": GatePolicy, "canary": CanaryPolicy, "drift": DriftPolicy,
+             "training": TrainingPolicy}  # fmt: skip
+
+
+def known_variables() -> set[str]:
+    """Every MLOPS_* variable that sets something: fields, policy fields, legacy flat names."""
+    names = {f"MLOPS_{name.upper()}" for name in Settings.model_fields if name not in _POLICIES}
+    names |= {f"MLOPS_{name.upper()}" for name in LEGACY_NAMES}
+    for policy, model in _POLICIES.items():
+        names |= {f"MLOPS_{policy.upper()}__{field.upper()}" for field in model.model_fields}
+    return names
 
 
 def unknown_variables(environ: Mapping[str, str]) -> dict[str, str | None]:
     """MLOPS_* variables that set nothing (a typo?), each with the setting it most resembles."""
-    known = {f"MLOPS_{name.upper()}" for name in Settings.model_fields}
+    known = known_variables()
     unknown = sorted(k for k in environ if k.startswith("MLOPS_") and k not in known | NOT_SETTINGS)
     return {k: next(iter(difflib.get_close_matches(k, known, n=1)), None) for k in unknown}
 

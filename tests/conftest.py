@@ -11,7 +11,7 @@ import pytest
 from infra.local_s3 import S3Server, start_s3_server
 from infra.local_stack import environment
 from infra.prefect_server import PrefectServer, prefect_session
-from tasks.contract import DataContract, load_contract
+from tasks.data.contract import DataContract, load_contract
 from tasks.settings import DEFAULT_CONTRACT, Settings, get_settings
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]

@@ -7,16 +7,16 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tasks.drift import (
+from tasks.data.synthetic import DriftSpec, generate_house_prices
+from tasks.decisions.drift import DriftPolicy, judge_drift
+from tasks.drift.check import (
     check_drift,
     columns_from_snapshot,
     evidently_report,
     report_html,
     report_json,
 )
-from tasks.drift_stats import DriftInputError, column_drift
-from tasks.drift_verdict import DriftPolicy, judge_drift
-from tasks.synthetic import DriftSpec, generate_house_prices
+from tasks.drift.stats import DriftInputError, column_drift
 
 ROWS = 20_000
 POLICY = DriftPolicy(categorical_threshold=0.2, evidently_sample_rows=5_000)

@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from tasks.data import DataLoadError, data_digest, load_csv, split_holdout
-from tasks.synthetic import generate_house_prices
+from tasks.data.loading import DataLoadError, data_digest, load_csv, split_holdout
+from tasks.data.synthetic import generate_house_prices
 
 
 @pytest.mark.parametrize(

@@ -4,9 +4,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tasks.contract import DataContract
-from tasks.synthetic import CorruptionSpec, DriftSpec, generate_house_prices
-from tasks.validation import DataValidationError, validate_frame
+from tasks.data.contract import DataContract
+from tasks.data.synthetic import CorruptionSpec, DriftSpec, generate_house_prices
+from tasks.data.validation import DataValidationError, validate_frame
 
 
 @pytest.fixture(scope="module")

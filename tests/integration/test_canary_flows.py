@@ -14,16 +14,16 @@ from flows.deploy import deploy
 from flows.rollback import rollback
 from infra.model_server import start_model_server
 from infra.traffic import Traffic
-from tasks.contract import DataContract
-from tasks.data import data_digest
-from tasks.registry import DataSummary, ModelRegistry, ModelSpec
-from tasks.release import ReleaseError
+from tasks.data.contract import DataContract
+from tasks.data.loading import data_digest
+from tasks.data.synthetic import generate_house_prices
+from tasks.decisions.routing import ServeOptions
+from tasks.modelserver.client import LocalServingTarget
+from tasks.registry.versions import DataSummary, ModelRegistry, ModelSpec
+from tasks.release.acts import ReleaseError
 from tasks.s3 import connect
-from tasks.serving_router import ServeOptions
-from tasks.serving_target import LocalServingTarget
 from tasks.settings import Settings
-from tasks.synthetic import generate_house_prices
-from tasks.training import library_versions, train_model
+from tasks.training.model import library_versions, train_model
 from tests.integration.test_flows import events_named
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -113,7 +113,7 @@ def test_manual_rollback_restores_previous_then_refuses(served: dict, flow_env: 
     deploy(version=served["v1"])
     deploy(version=served["v2"])
     registry.set_alias("canary", served["v2"], "test: promote without analysis")
-    from tasks.release import promote
+    from tasks.release.acts import promote
 
     promote.fn(registry, LocalServingTarget(server.url, flow_env.model_name), "by hand")
     state = rollback(reason="customer complaints")

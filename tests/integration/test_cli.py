@@ -6,7 +6,7 @@ import sys
 import pytest
 
 from flows.cli import main, parser
-from tasks.registry import DataSummary, ModelRegistry, ModelSpec
+from tasks.registry.versions import DataSummary, ModelRegistry, ModelSpec
 from tasks.s3 import connect
 from tasks.settings import Settings
 

@@ -6,11 +6,11 @@ import pytest
 
 from flows.drift import drift_check
 from flows.retrain import retrain
-from tasks.drift_steps import ReferenceMissing
-from tasks.registry import ModelRegistry, VersionNotFound
+from tasks.data.synthetic import DriftSpec, generate_house_prices
+from tasks.drift.stages import ReferenceMissing
+from tasks.registry.versions import ModelRegistry, VersionNotFound
 from tasks.s3 import connect
 from tasks.settings import Settings
-from tasks.synthetic import DriftSpec, generate_house_prices
 from tests.integration.test_flows import events_named
 
 pytestmark = pytest.mark.integration

@@ -14,13 +14,13 @@ from prefect.events.filters import EventFilter, EventNameFilter, EventResourceFi
 
 from flows.ci_checks import ci_checks
 from flows.retrain import retrain
-from tasks.data import DataLoadError
-from tasks.registry import ModelRegistry
+from tasks.data.loading import DataLoadError
+from tasks.data.synthetic import DriftSpec, generate_house_prices
+from tasks.data.validation import DataValidationError
+from tasks.registry.versions import ModelRegistry
 from tasks.s3 import S3Unavailable, connect
 from tasks.settings import Settings
-from tasks.steps import GateFailed
-from tasks.synthetic import DriftSpec, generate_house_prices
-from tasks.validation import DataValidationError
+from tasks.training.stages import GateFailed
 
 pytestmark = pytest.mark.integration
 

@@ -25,7 +25,8 @@ import pytest
 import yaml
 from kubernetes.client import ApiClient, Configuration, CustomObjectsApi
 
-from tasks.kserve_k8s import (
+from tasks.kserve.manifests import ObjectRef, ServingSpec, render_inference_service
+from tasks.kserve.target import (
     CanaryInProgress,
     InferenceServiceConflict,
     InferenceServiceInvalid,
@@ -36,8 +37,7 @@ from tasks.kserve_k8s import (
     NotReadyInTime,
     RuntimeMismatch,
 )
-from tasks.kserve_manifests import ObjectRef, ServingSpec, render_inference_service
-from tasks.registry import DataSummary, Manifest
+from tasks.registry.versions import DataSummary, Manifest
 from tests.standins.k8s_api import KServeControllerModel, KubeApiStandIn, serve
 
 pytestmark = pytest.mark.integration

@@ -22,8 +22,9 @@ import yaml
 from pydantic import ValidationError
 
 from infra.local_s3 import S3Server, free_port
-from tasks.gate import GateVerdict
-from tasks.kubeflow import (
+from tasks.data.synthetic import CorruptionSpec, generate_house_prices
+from tasks.decisions.gate import GateVerdict
+from tasks.kubeflow.pipeline import (
     KfpApiError,
     KfpRunTimeout,
     KfpUnreachable,
@@ -34,9 +35,8 @@ from tasks.kubeflow import (
     compile_pipeline,
     submit_retrain_run,
 )
-from tasks.registry import ModelRegistry
+from tasks.registry.versions import ModelRegistry
 from tasks.s3 import ObjectStore, connect
-from tasks.synthetic import CorruptionSpec, generate_house_prices
 from tests.conftest import settings_for
 from tests.standins.kfp_api import API, KfpApiStandIn, serve
 
@@ -78,7 +78,7 @@ def test_pipeline_compiles_with_components_parameters_and_secret(tmp_path: Path)
         assert container["image"] == "registry.example/mlops:1.2.3"
         assert "pip install" not in " ".join(container["command"])  # the image has the project
         assert container["env"] == [{"name": "MLOPS_BUCKET", "value": "models"}]
-        assert "from tasks.kubeflow_pipeline import" in container["command"][-1]
+        assert "from tasks.kubeflow.components import" in container["command"][-1]
     secrets = platform["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
     assert set(secrets) == set(executors)
     for executor in secrets.values():

@@ -12,8 +12,8 @@ import pytest
 from prefect import get_client
 
 from flows.retrain import retrain
-from tasks.kubeflow_steps import KubeflowRunFailed
-from tasks.registry import DataSummary, ModelRegistry, ModelSpec
+from tasks.kubeflow.retrain import KubeflowRunFailed
+from tasks.registry.versions import DataSummary, ModelRegistry, ModelSpec
 from tasks.s3 import connect
 from tasks.settings import Settings
 from tests.integration.test_flows import events_named

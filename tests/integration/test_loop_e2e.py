@@ -13,8 +13,8 @@ import pytest
 from prefect import get_client
 from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterName
 
-from flows.scenario import Scenario, play
-from flows.scenario_world import World
+from flows.scenario.play import Scenario, play
+from flows.scenario.world import World
 from infra.local_stack import local_stack
 from tasks.settings import Settings
 from tests.conftest import remove_deployments_and_automations

@@ -8,7 +8,7 @@ import pytest
 from sklearn.linear_model import LinearRegression
 
 from infra.local_s3 import free_port
-from tasks.registry import (
+from tasks.registry.versions import (
     DataSummary,
     IntegrityError,
     ModelRegistry,

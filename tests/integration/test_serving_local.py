@@ -27,16 +27,16 @@ from sklearn.pipeline import Pipeline
 
 from infra.local_s3 import S3Server
 from infra.model_server import ModelServer, start_model_server
-from tasks.contract import DataContract
-from tasks.registry import DataSummary, Manifest, ModelRegistry, ModelSpec
+from tasks.data.contract import DataContract
+from tasks.data.synthetic import generate_house_prices
+from tasks.decisions.routing import Routing, ServeOptions, binomial_bound
+from tasks.modelserver.client import ServingTargetError
+from tasks.modelserver.logs import attach_labels, read_serving_logs
+from tasks.modelserver.model import LocalServingTarget
+from tasks.registry.versions import DataSummary, Manifest, ModelRegistry, ModelSpec
 from tasks.s3 import ObjectStore, connect
-from tasks.serving import LocalServingTarget
-from tasks.serving_logs import attach_labels, read_serving_logs
-from tasks.serving_router import Routing, ServeOptions, binomial_bound
-from tasks.serving_target import ServingTargetError
 from tasks.settings import get_settings
-from tasks.synthetic import generate_house_prices
-from tasks.training import library_versions, train_model
+from tasks.training.model import library_versions, train_model
 
 pytestmark = pytest.mark.integration
 

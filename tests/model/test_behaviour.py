@@ -5,12 +5,12 @@ import pandas as pd
 import pytest
 from sklearn.linear_model import LinearRegression
 
-from tasks.contract import DataContract
-from tasks.data import split_holdout
-from tasks.evaluation import evaluate_model
-from tasks.gate import GatePolicy, judge_candidate
-from tasks.synthetic import generate_house_prices
-from tasks.training import train_model
+from tasks.data.contract import DataContract
+from tasks.data.loading import split_holdout
+from tasks.data.synthetic import generate_house_prices
+from tasks.decisions.gate import GatePolicy, judge_candidate
+from tasks.training.evaluation import evaluate_model
+from tasks.training.model import train_model
 
 
 @pytest.fixture(scope="module")

@@ -28,12 +28,11 @@ from infra.local_s3 import S3Server
 from infra.local_stack import environment
 from infra.model_server import ModelServer, start_model_server
 from infra.prefect_server import PrefectServer
-from tasks.candidate import open_model_registry
-from tasks.registry import Manifest, ModelRegistry
-from tasks.serving_router import ServeOptions
-from tasks.serving_target import LocalServingTarget
+from tasks.data.synthetic import generate_house_prices
+from tasks.decisions.routing import ServeOptions
+from tasks.modelserver.client import LocalServingTarget
+from tasks.registry.versions import Manifest, ModelRegistry, open_registry
 from tasks.settings import Settings, get_settings
-from tasks.synthetic import generate_house_prices
 
 
 @dataclass
@@ -84,7 +83,7 @@ def served_world(s3: S3Server, prefix: str, options: ServeOptions | None = None)
     name = f"{prefix}-{uuid.uuid4().hex[:8]}"
     with ExitStack() as stack:
         with environment({**s3.env(), "MLOPS_MODEL_NAME": name}):
-            registry = open_model_registry(get_settings())  # creates the bucket first
+            registry = open_registry(get_settings(), create_bucket=True)  # creates the bucket first
         server = start_model_server(s3.env(), name, options=options or ServeOptions())
         stack.callback(server.stop)
         env = {**s3.env(), "MLOPS_MODEL_NAME": name, "MLOPS_SERVING_URL": server.url}

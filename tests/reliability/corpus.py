@@ -1,6 +1,6 @@
 """The bad-input corpus as data: each case names how to make the bad input and the error it earns.
 
-Data batches start from a good batch made by tasks/synthetic.py and damage it in one way only, so
+Data batches start from a good batch made by tasks/data/synthetic.py and damage it in one way only, so
 the error a case expects is caused by that damage and nothing else. Requests, settings,
 contracts and manifests follow the same pattern: a name, the bad thing, the expected exception
 (or HTTP status) and a substring of its message that names the problem.
@@ -18,9 +18,9 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
-from tasks.data import DataLoadError
-from tasks.registry import IntegrityError, VersionNotFound
-from tasks.validation import DataValidationError
+from tasks.data.loading import DataLoadError
+from tasks.data.validation import DataValidationError
+from tasks.registry.versions import IntegrityError, VersionNotFound
 
 MILLION = 1_000_000
 
@@ -333,7 +333,7 @@ class BadSetting:
 
     id: str
     env: dict[str, str]
-    field: str  # the field the pydantic error must name
+    field: str  # the field the pydantic error must name (policy.field when nested)
     names: str  # and a substring of what it says about it
 
 
@@ -347,7 +347,7 @@ BAD_SETTINGS: tuple[BadSetting, ...] = (
     BadSetting("empty number", {"MLOPS_S3_RETRIES": ""}, "s3_retries", "valid integer"),
     BadSetting("unknown serving target", {"MLOPS_SERVING_TARGET": "docker"}, "serving_target",
                "'local' or 'kubernetes'"),
-    BadSetting("unknown drift method", {"MLOPS_DRIFT_METHOD": "ks"}, "drift_method",
+    BadSetting("unknown drift method", {"MLOPS_DRIFT_METHOD": "ks"}, "drift.method",
                "'psi' or 'jensenshannon'"),
     BadSetting("S3 endpoint not a URL", {"MLOPS_S3_ENDPOINT": "not a url"}, "s3_endpoint",
                "is not an http(s)://host[:port] address"),
@@ -359,9 +359,9 @@ BAD_SETTINGS: tuple[BadSetting, ...] = (
                "s3_endpoint", "is not an http(s)://host[:port] address"),
     BadSetting("serving URL without scheme", {"MLOPS_SERVING_URL": "localhost:8080"},
                "serving_url", "is not an http(s)://host[:port] address"),
-    BadSetting("gate threshold NaN", {"MLOPS_MIN_R2": "nan"}, "min_r2", "finite number"),
-    BadSetting("MAPE bound infinite", {"MLOPS_MAX_MAPE": "inf"}, "max_mape", "finite number"),
-    BadSetting("canary wait infinite", {"MLOPS_CANARY_MAX_WAIT_S": "inf"}, "canary_max_wait_s",
+    BadSetting("gate threshold NaN", {"MLOPS_MIN_R2": "nan"}, "gate.min_r2", "finite number"),
+    BadSetting("MAPE bound infinite", {"MLOPS_MAX_MAPE": "inf"}, "gate.max_mape", "finite number"),
+    BadSetting("canary wait infinite", {"MLOPS_CANARY_MAX_WAIT_S": "inf"}, "canary.max_window_s",
                "finite number"),
     BadSetting("holdout of 90%", {"MLOPS_HOLDOUT_FRACTION": "0.9"}, "holdout_fraction",
                "less than 0.5"),

@@ -20,14 +20,14 @@ from sklearn.pipeline import Pipeline
 
 from infra.local_s3 import S3Server
 from infra.model_server import ModelServer, start_model_server
-from tasks.contract import DataContract
-from tasks.data import data_digest
-from tasks.registry import DataSummary, Manifest, ModelRegistry, ModelSpec
+from tasks.data.contract import DataContract
+from tasks.data.loading import data_digest
+from tasks.data.synthetic import generate_house_prices
+from tasks.decisions.routing import ServeOptions
+from tasks.modelserver.logs import read_serving_logs
+from tasks.registry.versions import DataSummary, Manifest, ModelRegistry, ModelSpec
 from tasks.s3 import ObjectStore, connect
-from tasks.serving_logs import read_serving_logs
-from tasks.serving_router import ServeOptions
-from tasks.synthetic import generate_house_prices
-from tasks.training import library_versions
+from tasks.training.model import library_versions
 from tests.conftest import settings_for
 
 

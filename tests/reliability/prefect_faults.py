@@ -34,7 +34,7 @@ from prefect.client.schemas.objects import FlowRun
 from deployments.setup import ensure_automation
 from infra.prefect_server import PrefectServer, start_prefect_server
 from infra.prefect_worker import PrefectWorker, start_worker
-from tasks.registry import ModelRegistry
+from tasks.registry.versions import ModelRegistry
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 # Flow runs of these cases heartbeat every 30 s (Prefect's minimum; its default is 180 s).

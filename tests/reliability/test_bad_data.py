@@ -17,8 +17,8 @@ import pandas as pd
 import pytest
 
 from flows.retrain import retrain
-from tasks.synthetic import generate_house_prices
-from tasks.validation import DataValidationError
+from tasks.data.synthetic import generate_house_prices
+from tasks.data.validation import DataValidationError
 from tests.reliability.corpus import DATA_BATCHES, MILLION, BadBatch, identical_rows_csv
 
 if TYPE_CHECKING:

@@ -13,11 +13,11 @@ from pathlib import Path
 import pytest
 from prefect.events import emit_event
 
-from tasks.registry import ModelRegistry
+from tasks.data.synthetic import generate_house_prices
+from tasks.events import model_resource
+from tasks.registry.versions import ModelRegistry
 from tasks.s3 import connect
 from tasks.settings import Settings
-from tasks.steps import model_resource
-from tasks.synthetic import generate_house_prices
 from tests.reliability.prefect_faults import (
     deployed,
     private_pool,

@@ -30,15 +30,15 @@ from deployments.setup import LOCAL_POOL, rollback_automation, setup, silent_run
 from flows.deploy import deploy
 from infra.model_server import ModelServer, start_model_server
 from infra.prefect_server import prefect_session
-from tasks.contract import DataContract
-from tasks.registry import ModelRegistry
-from tasks.release import promote
+from tasks.data.contract import DataContract
+from tasks.data.synthetic import generate_house_prices
+from tasks.decisions.routing import ServeOptions
+from tasks.events import model_resource
+from tasks.modelserver.client import LocalServingTarget
+from tasks.registry.versions import ModelRegistry
+from tasks.release.acts import promote
 from tasks.s3 import connect
-from tasks.serving_router import ServeOptions
-from tasks.serving_target import LocalServingTarget
 from tasks.settings import Settings
-from tasks.steps import model_resource
-from tasks.synthetic import generate_house_prices
 from tests.integration.test_canary_flows import register
 from tests.integration.test_flows import events_named
 from tests.reliability.prefect_faults import (

@@ -23,12 +23,12 @@ import pytest
 from sklearn.linear_model import LinearRegression
 
 from infra.local_s3 import S3Server, start_s3_server
-from tasks.contract import DataContract
-from tasks.leases import LeaseBusy
-from tasks.registry import DataSummary, ModelRegistry, ModelSpec, VersionNotFound
+from tasks.data.contract import DataContract
+from tasks.decisions.routing import Routing, ServeOptions
+from tasks.modelserver.logs import ServingLogWriter, logs_prefix
+from tasks.registry.leases import LeaseBusy
+from tasks.registry.versions import DataSummary, ModelRegistry, ModelSpec, VersionNotFound
 from tasks.s3 import ObjectStore, S3Unavailable, connect
-from tasks.serving_logs import ServingLogWriter, logs_prefix
-from tasks.serving_router import Routing, ServeOptions
 from tasks.settings import get_settings
 from tests.conftest import settings_for
 from tests.reliability.live_traffic import ServedWorld, logged_once, serve_world

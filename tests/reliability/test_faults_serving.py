@@ -15,9 +15,9 @@ from collections.abc import Iterator
 import pytest
 
 from infra.local_s3 import S3Server
-from tasks.contract import DataContract
-from tasks.serving_router import ServeOptions, routing_from_aliases
-from tasks.serving_target import LocalServingTarget
+from tasks.data.contract import DataContract
+from tasks.decisions.routing import ServeOptions, routing_from_aliases
+from tasks.modelserver.client import LocalServingTarget
 from tasks.settings import get_settings
 from tests.reliability.live_traffic import Sent, ServedWorld, logged_once, serve_world
 

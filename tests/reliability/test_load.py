@@ -19,13 +19,13 @@ import numpy as np
 import pytest
 
 from infra.model_server import ModelServer, start_model_server
-from tasks.registry import DataSummary, ModelRegistry, ModelSpec
-from tasks.release import roll_back, roll_out
+from tasks.data.synthetic import generate_house_prices
+from tasks.decisions.routing import Routing, ServeOptions
+from tasks.modelserver.model import LocalServingTarget
+from tasks.registry.versions import DataSummary, ModelRegistry, ModelSpec
+from tasks.release.acts import roll_back, roll_out
 from tasks.s3 import connect
-from tasks.serving import LocalServingTarget
-from tasks.serving_router import Routing, ServeOptions
-from tasks.synthetic import generate_house_prices
-from tasks.training import library_versions, train_model
+from tasks.training.model import library_versions, train_model
 from tests.conftest import settings_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]

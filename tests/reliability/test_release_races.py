@@ -20,13 +20,13 @@ import pytest
 from sklearn.linear_model import LinearRegression
 
 from infra.model_server import ModelServer, start_model_server
-from tasks.registry import AliasConflict, DataSummary, ModelRegistry, ModelSpec
-from tasks.release import ReleaseError, promote, roll_back, roll_out
+from tasks.data.synthetic import generate_house_prices
+from tasks.decisions.routing import Routing, ServeOptions
+from tasks.modelserver.model import LocalServingTarget
+from tasks.registry.versions import AliasConflict, DataSummary, ModelRegistry, ModelSpec
+from tasks.release.acts import ReleaseError, promote, roll_back, roll_out
 from tasks.s3 import connect
-from tasks.serving import LocalServingTarget
-from tasks.serving_router import Routing, ServeOptions
-from tasks.synthetic import generate_house_prices
-from tasks.training import train_model
+from tasks.training.model import train_model
 from tests.conftest import settings_for
 
 pytestmark = pytest.mark.integration

@@ -19,14 +19,14 @@ from minio.error import S3Error
 from infra.local_s3 import S3Server
 from infra.model_server import start_model_server
 from infra.s3_identities import S3Identities, S3Identity, create_identities
-from tasks.contract import DataContract
-from tasks.registry import DataSummary, Manifest, ModelRegistry, ModelSpec
+from tasks.data.contract import DataContract
+from tasks.data.synthetic import generate_house_prices
+from tasks.decisions.routing import Routing, ServeOptions
+from tasks.modelserver.logs import ServingLogWriter, read_serving_logs
+from tasks.registry.versions import DataSummary, Manifest, ModelRegistry, ModelSpec
 from tasks.s3 import ObjectStore, S3AccessDenied, connect
-from tasks.serving_logs import ServingLogWriter, read_serving_logs
-from tasks.serving_router import Routing, ServeOptions
 from tasks.settings import get_settings
-from tasks.synthetic import generate_house_prices
-from tasks.training import library_versions, train_model
+from tasks.training.model import library_versions, train_model
 
 pytestmark = pytest.mark.integration
 

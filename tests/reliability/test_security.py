@@ -15,8 +15,8 @@ import pytest
 from infra.local_s3 import start_s3_server
 from infra.model_server import start_model_server
 from infra.prefect_worker import start_worker
+from tasks.decisions.routing import ServeOptions
 from tasks.s3 import connect
-from tasks.serving_router import ServeOptions
 from tests.conftest import settings_for
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -16,13 +16,13 @@ import pytest
 from sklearn.linear_model import LinearRegression
 
 from infra.model_server import start_model_server
-from tasks.registry import DataSummary, IntegrityError, ModelRegistry, ModelSpec
+from tasks.data.synthetic import generate_house_prices
+from tasks.decisions.routing import Routing, ServeOptions
+from tasks.registry.signing import SigningKeyMissing, signing_key
+from tasks.registry.versions import DataSummary, IntegrityError, ModelRegistry, ModelSpec
 from tasks.s3 import connect
-from tasks.serving_router import Routing, ServeOptions
 from tasks.settings import get_settings
-from tasks.signing import SigningKeyMissing, signing_key
-from tasks.synthetic import generate_house_prices
-from tasks.training import train_model
+from tasks.training.model import train_model
 from tests.conftest import settings_for
 
 pytestmark = pytest.mark.integration

@@ -16,8 +16,8 @@ import pytest
 
 from flows.deploy import deploy
 from flows.retrain import retrain
-from tasks.registry import IntegrityError, Manifest, ModelSpec
-from tasks.serving_target import ServingTargetError
+from tasks.modelserver.client import ServingTargetError
+from tasks.registry.versions import IntegrityError, Manifest, ModelSpec
 from tests.reliability.corpus import TAMPERINGS, Tampering
 
 if TYPE_CHECKING:

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
-from tasks.canary import (
+from tasks.decisions.canary import (
     CanaryPolicy,
     CanaryVerdict,
     EvidenceError,

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from tasks.contract import ContractError, load_contract
+from tasks.data.contract import ContractError, load_contract
 from tasks.settings import DEFAULT_CONTRACT
 
 

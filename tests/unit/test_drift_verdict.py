@@ -3,8 +3,8 @@
 import pytest
 from pydantic import ValidationError
 
-from tasks.drift_markdown import drift_markdown
-from tasks.drift_verdict import ColumnDrift, DriftPolicy, column_drifted, judge_drift
+from tasks.decisions.drift import ColumnDrift, DriftPolicy, column_drifted, judge_drift
+from tasks.drift.markdown import drift_markdown
 
 POLICY = DriftPolicy(drift_share=0.3, min_judged_share=0.5, numeric_threshold=0.1,
                      categorical_threshold=0.2, unseen_share=0.01)  # fmt: skip

@@ -4,8 +4,8 @@ import math
 
 import pytest
 
-from tasks.evaluation import BehaviourCheck, Evaluation, SliceError
-from tasks.gate import GatePolicy, judge_candidate
+from tasks.decisions.gate import GatePolicy, judge_candidate
+from tasks.training.evaluation import BehaviourCheck, Evaluation, SliceError
 
 POLICY = GatePolicy(min_r2=0.85, max_mape=0.2, champion_margin=0.02, slice_error_factor=2.0,
                     min_slice_rows=30, invariance_tolerance=0.05)  # fmt: skip

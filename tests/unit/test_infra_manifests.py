@@ -26,9 +26,9 @@ import pytest
 import yaml
 from kubernetes.client import ApiClient
 
-from tasks.kserve_manifests import ObjectRef, S3Spec, ServingSpec, render_infra_yaml
-from tasks.registry import DataSummary, Manifest
-from tasks.settings import Settings, get_settings
+from tasks.kserve.manifests import ObjectRef, S3Spec, ServingSpec, render_infra_yaml
+from tasks.registry.versions import DataSummary, Manifest
+from tasks.settings import Settings, get_settings, known_variables
 from tests.standins.k8s_api import strict_schema
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -386,8 +386,8 @@ def test_the_worker_polls_the_kubernetes_pool_with_the_api_from_a_secret() -> No
 def test_flow_settings_are_valid_mlops_settings_for_kubernetes() -> None:
     data = one("ConfigMap", "mlops-flow-settings")["data"]
     assert all(key.startswith("MLOPS_") for key in data)
+    assert set(data) <= known_variables(), set(data) - known_variables()
     fields = {key.removeprefix("MLOPS_").lower(): value for key, value in data.items()}
-    assert set(fields) <= set(Settings.model_fields), set(fields) - set(Settings.model_fields)
     settings = Settings(**fields)
     assert settings.serving_target == "kubernetes"
     assert settings.kserve_namespace == NAMESPACE

@@ -16,8 +16,7 @@ import pytest
 import yaml
 from pydantic import ValidationError
 
-from tasks.kserve_k8s import KServeError, desired_split, readiness, serving_state
-from tasks.kserve_manifests import (
+from tasks.kserve.manifests import (
     ManifestError,
     ObjectRef,
     S3Spec,
@@ -37,7 +36,8 @@ from tasks.kserve_manifests import (
     stable_patch,
     start_canary_patch,
 )
-from tasks.registry import DataSummary, Manifest
+from tasks.kserve.target import KServeError, desired_split, readiness, serving_state
+from tasks.registry.versions import DataSummary, Manifest
 from tests.standins.k8s_api import strict_schema
 
 KSERVE = Path(__file__).resolve().parents[2] / ".." / "shared" / "kserve"

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from tasks.evaluation import regression_metrics
+from tasks.training.evaluation import regression_metrics
 
 
 def test_known_values() -> None:

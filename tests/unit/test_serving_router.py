@@ -9,16 +9,8 @@ import statistics
 import pytest
 from pydantic import ValidationError
 
-from tasks.contract import DataContract
-from tasks.serving_inputs import (
-    BadRequest,
-    feature_specs,
-    probe_rows,
-    rows_from_v1,
-    rows_from_v2,
-)
-from tasks.serving_logs import records_frame
-from tasks.serving_router import (
+from tasks.data.contract import DataContract
+from tasks.decisions.routing import (
     Routing,
     bad_prediction_reason,
     binomial_bound,
@@ -27,7 +19,15 @@ from tasks.serving_router import (
     routing_from_aliases,
     without_canary_traffic,
 )
-from tasks.serving_stats import VersionStats, histogram_quantile
+from tasks.modelserver.inputs import (
+    BadRequest,
+    feature_specs,
+    probe_rows,
+    rows_from_v1,
+    rows_from_v2,
+)
+from tasks.modelserver.logs import records_frame
+from tasks.modelserver.stats import VersionStats, histogram_quantile
 
 ROW = {
     "size_sqft": 1800.0,

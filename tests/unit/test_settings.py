@@ -11,7 +11,7 @@ def test_environment_is_read_when_called(monkeypatch: pytest.MonkeyPatch) -> Non
     monkeypatch.setenv("MLOPS_MIN_R2", "0.9")
     settings = get_settings()
     assert settings.model_name == "energy-use"
-    assert settings.min_r2 == 0.9
+    assert settings.gate.min_r2 == 0.9
 
 
 def test_overrides_win_and_none_means_unset(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -1,0 +1,117 @@
+"""The end-to-end scenario: the self-healing loop driven by deployments, events and automations.
+
+Only the outside world is played here — data arriving, users sending requests, the truth
+arriving later, a daily check being run now, a bad model slipping through. Everything else
+(retrain, deploy, canary analysis, promotion, rollback) happens because an event fired.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from prefect.deployments import run_deployment
+
+from flows.scenario.world import ScenarioFailed, World
+from infra.traffic import Traffic
+
+
+@dataclass
+class Step:
+    name: str
+    ok: bool
+    seconds: float
+    detail: str
+
+
+@dataclass
+class Scenario:
+    world: World
+    timeout_s: float = 300.0
+    steps: list[Step] = field(default_factory=list)
+
+    def step(self, name: str, action: Callable[[], str]) -> None:
+        """Run one step; its action returns what happened or raises ScenarioFailed."""
+        print(f"▶ {name} ...", flush=True)
+        started = time.monotonic()
+        try:
+            detail, ok = action(), True
+        except ScenarioFailed as error:
+            detail, ok = str(error), False
+        seconds = time.monotonic() - started
+        self.steps.append(Step(name, ok, seconds, detail))
+        print(f"  {'✔' if ok else '✘'} {detail}  ({seconds:.1f}s)", flush=True)
+        if not ok:
+            raise ScenarioFailed(f"{name}: {detail}")
+
+    def wait(self, what: str, condition: Callable[[], bool]) -> None:
+        deadline = time.monotonic() + self.timeout_s
+        while not condition():
+            if time.monotonic() > deadline:
+                raise ScenarioFailed(f"timed out after {self.timeout_s:.0f}s waiting for {what}")
+            time.sleep(0.5)
+
+
+def _run(name: str, parameters: dict) -> str:
+    run = run_deployment(name, parameters=parameters, timeout=600)
+    if not run.state or not run.state.is_completed():
+        raise ScenarioFailed(f"{name} ended {run.state.name if run.state else 'unknown'}")
+    return run.name
+
+
+def play(scenario: Scenario) -> None:
+    """The loop, start to finish; raises ScenarioFailed at the first step that goes wrong."""
+    w = scenario.world
+    first = w.publish("batch-001", w.houses(seed=1))
+    scenario.step(
+        "CI checks on the first batch",
+        lambda: "passed: " + _run("ci-checks/ci-checks", {"data": first}),
+    )
+
+    def first_model() -> str:
+        _run("retrain/retrain", {"data": first, "reason": "initial model"})
+        scenario.wait("v1 to be served as champion", lambda: w.champion_served(1))
+        return "v1 registered → deploy (event) → served, champion"
+
+    scenario.step("retrain v1 and serve it", first_model)
+    users = Traffic(w.serving_url, w.model, w.houses(seed=2, rows=20000), w.target, w.store)
+    users.__enter__()
+    try:
+        _play_drift_and_bad_model(scenario, users)
+    finally:
+        report = users.stop()
+        w.traffic_reports.append(report)
+
+
+def _play_drift_and_bad_model(scenario: Scenario, users: Traffic) -> None:
+    w = scenario.world
+    corrupt = w.publish("batch-002-corrupt", w.houses(seed=3, corrupt=True))
+
+    def refused() -> str:
+        run = run_deployment(
+            "retrain/retrain", parameters={"data": corrupt, "reason": "corrupt"}, timeout=600
+        )
+        if run.state.is_completed():
+            raise ScenarioFailed("a corrupt batch was accepted")
+        return f"refused ({run.state.name}); champion still v{w.registry.alias('champion')}"
+
+    scenario.step("a corrupt batch reaches retrain", refused)
+    drifted = w.publish("batch-004-drifted", w.houses(seed=4, drifted=True))
+    w.switch_traffic(users, w.houses(seed=5, rows=20000, drifted=True))
+
+    def drift() -> str:
+        _run("drift-check/drift-daily", {"data": drifted, "window_hours": 24})
+        w.emit_extra_drift_events(4, drifted)  # a burst: still one retrain
+        scenario.wait("v2 to be promoted by the canary analysis", lambda: w.champion_served(2))
+        return f"drift → retrain ×{w.retrain_runs_by_event()} → v2 canary → promoted"
+
+    scenario.step("drift in the market: daily check run now", drift)
+
+    def bad_model() -> str:
+        version = w.register_bad_model()
+        scenario.wait(f"v{version} to be rolled back", lambda: w.rolled_back(version))
+        return f"v{version} canary → rolled back; champion v{w.registry.alias('champion')} serving"
+
+    scenario.step("a worse model slips past the gate", bad_model)
+    scenario.step("registry, server and history agree", w.check_agreement)

@@ -1,0 +1,143 @@
+"""The world around the loop in the scenario: data, users, a bad model, and what we observe."""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import httpx
+import pandas as pd
+from prefect import get_client
+from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterName
+from prefect.events import emit_event
+
+from infra.traffic import Traffic, TrafficReport
+from tasks.data.contract import load_contract
+from tasks.data.loading import data_digest
+from tasks.data.synthetic import CorruptionSpec, DriftSpec, generate_house_prices
+from tasks.events import announce_registration, model_resource
+from tasks.registry.versions import DataSummary, ModelRegistry, ModelSpec, open_registry
+from tasks.s3 import ObjectStore, connect
+from tasks.settings import Settings, get_settings
+from tasks.training.model import library_versions, train_model
+
+MARKET_MOVE = DriftSpec(price_level=1.15, size_shift=0.25, age_shift_years=8)
+
+
+class ScenarioFailed(RuntimeError):
+    """A step of the scenario did not go as the loop promises; the message says which."""
+
+
+@dataclass
+class World:
+    settings: Settings
+    serving_url: str
+    rows: int = 4000
+    traffic_reports: list[TrafficReport] = field(default_factory=list)
+
+    @classmethod
+    def from_environment(cls, serving_url: str, rows: int = 4000) -> World:
+        return cls(get_settings(), serving_url, rows)
+
+    @property
+    def model(self) -> str:
+        return self.settings.model_name
+
+    @property
+    def target(self) -> str:
+        return load_contract(self.settings.contract_path).target.name
+
+    @property
+    def store(self) -> ObjectStore:
+        return connect(self.settings)
+
+    @property
+    def registry(self) -> ModelRegistry:
+        return open_registry(self.settings)
+
+    def houses(
+        self, seed: int, rows: int | None = None, drifted: bool = False, corrupt: bool = False
+    ) -> pd.DataFrame:
+        damage = CorruptionSpec(null_share=0.01, negative_size_share=0.02) if corrupt else None
+        return generate_house_prices(
+            rows or self.rows, seed=seed, drift=MARKET_MOVE if drifted else None, corruption=damage
+        )
+
+    def publish(self, name: str, frame: pd.DataFrame) -> str:
+        buffer = io.StringIO()
+        frame.to_csv(buffer, index=False)
+        key = f"datasets/{self.model}/{name}.csv"
+        self.store.put_bytes(key, buffer.getvalue().encode(), "text/csv")
+        return f"s3://{self.settings.bucket}/{key}"
+
+    def served(self) -> dict:
+        return httpx.get(f"{self.serving_url}/mlops/v1/routing", timeout=10).json()["routing"]
+
+    def champion_served(self, version: int) -> bool:
+        routing = self.served()
+        return (
+            self.registry.alias("champion") == version
+            and routing["stable_version"] == version
+            and routing["canary_version"] is None
+        )
+
+    def rolled_back(self, version: int) -> bool:
+        moves = [(m.alias, m.from_version, m.to_version) for m in self.registry.history()]
+        return ("canary", version, None) in moves and self.served()["canary_version"] is None
+
+    @staticmethod
+    def switch_traffic(users: Traffic, rows: pd.DataFrame) -> None:
+        users.rows = rows.reset_index(drop=True)
+
+    def emit_extra_drift_events(self, count: int, data_uri: str) -> None:
+        """The same alert fired again (another monitor, a retry): it must not start more retrains."""
+        for index in range(count):
+            emit_event(
+                event="mlops.drift.detected",
+                resource=model_resource(self.model),
+                payload={"summary": f"repeated alert {index + 1}", "data_uri": data_uri},
+            )
+
+    def retrain_runs_by_event(self) -> int:
+        """Retrain runs that completed after being started by a drift event."""
+        with get_client(sync_client=True) as client:
+            runs = client.read_flow_runs(
+                deployment_filter=DeploymentFilter(name=DeploymentFilterName(any_=["retrain"]))
+            )
+        return sum(
+            1
+            for run in runs
+            if "drift" in str(run.parameters.get("reason", ""))
+            and run.state
+            and run.state.is_completed()
+        )
+
+    def register_bad_model(self) -> int:
+        """A model that prices every house 60% too high, registered by hand past the gate."""
+        contract = load_contract(self.settings.contract_path)
+        frame = self.houses(seed=6, drifted=True)
+        frame[contract.target.name] *= 1.6
+        model = train_model(frame, contract, seed=6).model
+        spec = ModelSpec(
+            features=contract.feature_names,
+            target=contract.target.name,
+            metrics={},
+            data=DataSummary(digest=data_digest(frame), rows=len(frame)),
+            contract={"name": contract.name},
+            git_revision="hotfix",
+            params={},
+            library_versions=library_versions(),
+            reason="hotfix by hand",
+            parent=self.registry.alias("champion"),
+        )
+        manifest = self.registry.register(model, spec)
+        announce_registration(manifest, "hotfix by hand, skipped the gate")
+        return manifest.version
+
+    def check_agreement(self) -> str:
+        champion, routing = self.registry.alias("champion"), self.served()
+        history = self.registry.version_at("champion", datetime.now(UTC))
+        if not champion == routing["stable_version"] == history:
+            raise ScenarioFailed(f"champion {champion}, served {routing}, history {history}")
+        return f"champion v{champion} = served v{routing['stable_version']} = alias history"

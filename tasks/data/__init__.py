@@ -1,0 +1,1 @@
+"""Data sets: the contract, loading, validation, synthetic data."""

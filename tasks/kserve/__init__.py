@@ -1,0 +1,1 @@
+"""InferenceServices on Kubernetes: manifests, their status, the serving target that patches them."""

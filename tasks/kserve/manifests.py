@@ -1,0 +1,328 @@
+"""KServe objects as data: InferenceService, canary patches, S3 ServiceAccount/Secret templates.
+
+Everything here is pure (no Kubernetes client, no I/O); `tasks/kserve/target.py` sends it.
+Patches are JSON merge patches (RFC 7386), the form KServe's canary docs describe: start a
+canary = new storageUri + `canaryTrafficPercent`; promote = remove `canaryTrafficPercent`
+(`null`); roll back = `canaryTrafficPercent: 0` with storageUri pinned to the stable version.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+from collections.abc import Mapping
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, HttpUrl
+
+from tasks.registry.versions import Manifest
+
+API_VERSION = "serving.kserve.io/v1beta1"
+LABEL_MODEL = "mlops.selfheal.io/model"
+LABEL_VERSION = "mlops.selfheal.io/model-version"
+ANN_STABLE_VERSION = "mlops.selfheal.io/stable-version"
+ANN_STABLE_URI = "mlops.selfheal.io/stable-storage-uri"
+TAG_ROUTING = "serving.kserve.io/enable-tag-routing"
+DNS_LABEL = r"^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$"
+QUANTITY = r"^[0-9]+(\.[0-9]+)?(m|k|Ki|Mi|Gi|Ti|M|G|T)?$"
+ACCESS_KEY_VAR = "MLOPS_S3_ACCESS_KEY"
+SECRET_KEY_VAR = "MLOPS_S3_SECRET_KEY"  # pragma: allowlist secret (a variable name)
+PLACEHOLDER = re.compile(r"\$\{([A-Z_][A-Z0-9_]*)\}")
+
+Obj = dict[str, Any]
+
+
+class ManifestError(ValueError):
+    """Input that cannot become a valid KServe object; the message names the problem."""
+
+
+class ObjectRef(BaseModel):
+    """Which InferenceService: its namespace and name (DNS labels)."""
+
+    model_config = ConfigDict(frozen=True)
+    namespace: str = Field(pattern=DNS_LABEL)
+    name: str = Field(pattern=DNS_LABEL, max_length=45, description="KServe appends suffixes")
+
+
+class Resources(BaseModel):
+    model_config = ConfigDict(frozen=True)
+    cpu_request: str = Field("100m", pattern=QUANTITY)
+    memory_request: str = Field("256Mi", pattern=QUANTITY)
+    cpu_limit: str = Field("1", pattern=QUANTITY)
+    memory_limit: str = Field("1Gi", pattern=QUANTITY)
+
+
+class ServingSpec(BaseModel):
+    """How one model is served on KServe; identity (namespace/name) lives in `ObjectRef`."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_name: str = Field(pattern=r"^[a-z0-9][a-z0-9-]{1,62}$")
+    service_account: str = Field("kserve-s3", pattern=DNS_LABEL)
+    logger_url: HttpUrl = Field(description="where KServe's inference logger posts events")
+    logger_mode: Literal["all", "request", "response"] = "all"
+    runtime_sklearn_version: str = Field(description="scikit-learn inside the sklearn runtime")
+    runtime_version: str | None = Field(None, description="runtime image tag (runtimeVersion)")
+    resources: Resources = Resources()
+
+
+class S3Spec(BaseModel):
+    """Where KServe's storage initializer downloads models from (no credentials here)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    secret_name: str = Field("kserve-s3-credentials", pattern=DNS_LABEL)
+    endpoint: str = Field(pattern=r"^[a-zA-Z0-9.-]+(:[0-9]{1,5})?$", description="host[:port]")
+    use_https: bool = True
+    verify_ssl: bool = True
+    region: str = Field("us-east-1", min_length=1)
+
+    @classmethod
+    def from_endpoint_url(cls, url: str, region: str = "us-east-1", **extra: Any) -> S3Spec:
+        """`http://minio.minio:9000` -> endpoint `minio.minio:9000`, use_https False."""
+        match = re.fullmatch(r"(https?)://([^/]+)/?", url)
+        if not match:
+            raise ManifestError(f"S3 endpoint {url!r} is not http(s)://host[:port]")
+        return cls(endpoint=match[2], use_https=match[1] == "https", region=region, **extra)
+
+
+class ServedModel(BaseModel):
+    """A version as an InferenceService refers to it."""
+
+    model_config = ConfigDict(frozen=True)
+    version: int = Field(ge=1)
+    storage_uri: str
+
+
+def served(spec: ServingSpec, manifest: Manifest) -> ServedModel:
+    """Check that a manifest belongs to this model and its storageUri is a registry version dir."""
+    if manifest.name != spec.model_name:
+        raise ManifestError(f"manifest is for model {manifest.name!r}, not {spec.model_name!r}")
+    pattern = (
+        rf"s3://[a-z0-9][a-z0-9.-]{{1,61}}[a-z0-9]/models/{manifest.name}/v{manifest.version}/"
+    )
+    if not re.fullmatch(pattern, manifest.storage_uri):
+        raise ManifestError(
+            f"{manifest.name} v{manifest.version}: storage_uri {manifest.storage_uri!r} is not "
+            f"s3://<bucket>/models/{manifest.name}/v{manifest.version}/"
+        )
+    return ServedModel(version=manifest.version, storage_uri=manifest.storage_uri)
+
+
+def _labels(spec: ServingSpec, version: int) -> dict[str, str]:
+    return {
+        "app.kubernetes.io/name": spec.model_name,
+        "app.kubernetes.io/part-of": "selfheal-mlops",
+        LABEL_MODEL: spec.model_name,
+        LABEL_VERSION: str(version),
+    }
+
+
+def _predictor(spec: ServingSpec, model: ServedModel) -> Obj:
+    res = spec.resources
+    sklearn: Obj = {"modelFormat": {"name": "sklearn"}, "storageUri": model.storage_uri}
+    if spec.runtime_version:
+        sklearn["runtimeVersion"] = spec.runtime_version
+    sklearn["resources"] = {
+        "requests": {"cpu": res.cpu_request, "memory": res.memory_request},
+        "limits": {"cpu": res.cpu_limit, "memory": res.memory_limit},
+    }
+    return {
+        "serviceAccountName": spec.service_account,
+        "logger": {"mode": spec.logger_mode, "url": str(spec.logger_url)},
+        "model": sklearn,
+    }
+
+
+def render_inference_service(ref: ObjectRef, spec: ServingSpec, manifest: Manifest) -> Obj:
+    """The stable InferenceService: one version, 100% of traffic."""
+    model = served(spec, manifest)
+    return {
+        "apiVersion": API_VERSION,
+        "kind": "InferenceService",
+        "metadata": {
+            "name": ref.name,
+            "namespace": ref.namespace,
+            "labels": _labels(spec, model.version),
+            "annotations": {TAG_ROUTING: "true"},
+        },
+        "spec": {"predictor": _predictor(spec, model)},
+    }
+
+
+def render_canary(
+    ref: ObjectRef, spec: ServingSpec, stable: Manifest, canary: Manifest, percent: int
+) -> Obj:
+    """The same InferenceService with the canary's storageUri and `canaryTrafficPercent`."""
+    patch = start_canary_patch(served(spec, stable), served(spec, canary), percent)
+    return apply_merge_patch(render_inference_service(ref, spec, canary), patch)
+
+
+def _check_percent(percent: int, low: int = 0) -> int:
+    if isinstance(percent, bool) or not isinstance(percent, int) or not low <= percent <= 100:
+        raise ManifestError(f"canary percent must be an integer {low}..100, got {percent!r}")
+    return percent
+
+
+def start_canary_patch(stable: ServedModel, canary: ServedModel, percent: int) -> Obj:
+    """New storageUri + canaryTrafficPercent; remembers the stable version for a rollback."""
+    if canary.version == stable.version:
+        raise ManifestError(f"v{canary.version} is already the stable version, not a canary")
+    return {
+        "metadata": {
+            "labels": {LABEL_VERSION: str(canary.version)},
+            "annotations": {
+                ANN_STABLE_VERSION: str(stable.version),
+                ANN_STABLE_URI: stable.storage_uri,
+            },
+        },
+        "spec": {
+            "predictor": {
+                "canaryTrafficPercent": _check_percent(percent, low=1),
+                "model": {"storageUri": canary.storage_uri},
+            }
+        },
+    }
+
+
+def canary_percent_patch(percent: int) -> Obj:
+    return {"spec": {"predictor": {"canaryTrafficPercent": _check_percent(percent)}}}
+
+
+def promote_patch() -> Obj:
+    """Remove canaryTrafficPercent: the latest revision gets 100% (metadata untouched, so no
+    new revision is created)."""
+    return {"spec": {"predictor": {"canaryTrafficPercent": None}}}
+
+
+def rollback_patch(stable: ServedModel) -> Obj:
+    """0% to the canary (KServe sends 100% to the previous rolled-out revision) and pin the
+    spec back to the stable storageUri, so a later promote cannot promote the bad model."""
+    return {
+        "metadata": {"labels": {LABEL_VERSION: str(stable.version)}},
+        "spec": {
+            "predictor": {"canaryTrafficPercent": 0, "model": {"storageUri": stable.storage_uri}}
+        },
+    }
+
+
+def stable_patch(full_body: Obj) -> Obj:
+    """Turn an existing InferenceService into `full_body` (a rendered stable one), removing
+    the canary fields a merge would otherwise keep."""
+    body = copy.deepcopy(full_body)
+    annotations = body["metadata"].get("annotations", {})
+    return {
+        "metadata": {
+            "labels": body["metadata"]["labels"],
+            "annotations": annotations | {ANN_STABLE_VERSION: None, ANN_STABLE_URI: None},
+        },
+        "spec": body["spec"]
+        | {"predictor": body["spec"]["predictor"] | {"canaryTrafficPercent": None}},
+    }
+
+
+def apply_merge_patch(target: Any, patch: Any) -> Any:
+    """RFC 7386 JSON merge patch, returning a new object (`None` deletes a key)."""
+    if not isinstance(patch, Mapping):
+        return patch
+    result = dict(target) if isinstance(target, Mapping) else {}
+    for key, value in patch.items():
+        if value is None:
+            result.pop(key, None)
+        else:
+            result[key] = apply_merge_patch(result.get(key), value)
+    return result
+
+
+# -- S3 credentials: a ServiceAccount and a Secret *template* (placeholders, never values) ------
+def render_service_account(spec: ServingSpec, s3: S3Spec) -> Obj:
+    """The ServiceAccount the predictor runs as; KServe finds the S3 Secret through it."""
+    return {
+        "apiVersion": "v1",
+        "kind": "ServiceAccount",
+        "metadata": {"name": spec.service_account, "labels": {LABEL_MODEL: spec.model_name}},
+        "secrets": [{"name": s3.secret_name}],
+    }
+
+
+def render_s3_secret_template(spec: ServingSpec, s3: S3Spec) -> Obj:
+    """KServe's S3 annotations, and `${MLOPS_S3_*}` placeholders filled only at apply time."""
+    flag = {True: "1", False: "0"}
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "type": "Opaque",
+        "metadata": {
+            "name": s3.secret_name,
+            "labels": {LABEL_MODEL: spec.model_name},
+            "annotations": {
+                "serving.kserve.io/s3-endpoint": s3.endpoint,
+                "serving.kserve.io/s3-usehttps": flag[s3.use_https],
+                "serving.kserve.io/s3-verifyssl": flag[s3.verify_ssl],
+                "serving.kserve.io/s3-region": s3.region,
+            },
+        },
+        "stringData": {
+            "AWS_ACCESS_KEY_ID": f"${{{ACCESS_KEY_VAR}}}",
+            "AWS_SECRET_ACCESS_KEY": f"${{{SECRET_KEY_VAR}}}",
+        },
+    }
+
+
+def fill_secret(template: Obj, values: Mapping[str, str]) -> Obj:
+    """The Secret to send to the API (never to write to disk): placeholders replaced."""
+
+    def fill(text: str) -> str:
+        for var in PLACEHOLDER.findall(text):
+            if not values.get(var):
+                raise ManifestError(f"secret {template['metadata']['name']!r} needs ${var}")
+        return PLACEHOLDER.sub(lambda match: values[match[1]], text)
+
+    filled = copy.deepcopy(template)
+    filled["stringData"] = {key: fill(text) for key, text in template["stringData"].items()}
+    return filled
+
+
+def render_infra_yaml(ref: ObjectRef, spec: ServingSpec, s3: S3Spec, manifest: Manifest) -> str:
+    """ServiceAccount, Secret template and stable InferenceService as one YAML for `infra/`."""
+    docs = [render_service_account(spec, s3), render_s3_secret_template(spec, s3)]
+    docs = [doc | {"metadata": doc["metadata"] | {"namespace": ref.namespace}} for doc in docs]
+    docs.append(render_inference_service(ref, spec, manifest))
+    return yaml.safe_dump_all(docs, sort_keys=False)
+
+
+# -- the runtime's scikit-learn must match the model's ---------------------------------------
+class RuntimeVerdict(BaseModel):
+    """Can the sklearn serving runtime load this model? With the reason either way."""
+
+    model_config = ConfigDict(frozen=True)
+    compatible: bool
+    model_sklearn: str | None
+    runtime_sklearn: str
+    reason: str
+
+
+def _major_minor(version: str) -> tuple[int, int] | None:
+    match = re.match(r"^\s*(\d+)\.(\d+)", version)
+    return (int(match[1]), int(match[2])) if match else None
+
+
+def check_sklearn_runtime(library_versions: Mapping[str, str], runtime: str) -> RuntimeVerdict:
+    """Same major.minor or refuse: joblib pickles are not portable across sklearn minors."""
+    model = library_versions.get("scikit-learn")
+    verdict = {"model_sklearn": model, "runtime_sklearn": runtime}
+    if model is None:
+        reason = "the manifest records no scikit-learn version, so compatibility is unknown"
+        return RuntimeVerdict(compatible=False, reason=reason, **verdict)
+    wanted, offered = _major_minor(model), _major_minor(runtime)
+    if wanted is None or offered is None:
+        bad = model if wanted is None else runtime
+        reason = f"scikit-learn version {bad!r} is not of the form major.minor[.patch]"
+        return RuntimeVerdict(compatible=False, reason=reason, **verdict)
+    if wanted != offered:
+        reason = (
+            f"model was trained with scikit-learn {model} but the runtime has {runtime}: "
+            f"{wanted[0]}.{wanted[1]} != {offered[0]}.{offered[1]}"
+        )
+        return RuntimeVerdict(compatible=False, reason=reason, **verdict)
+    reason = f"scikit-learn {model} and runtime {runtime} share {wanted[0]}.{wanted[1]}"
+    return RuntimeVerdict(compatible=True, reason=reason, **verdict)

@@ -1,0 +1,1 @@
+"""Kubeflow Pipelines: the retrain pipeline, its components and its submission."""

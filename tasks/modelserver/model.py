@@ -1,0 +1,272 @@
+"""The served model: a kserve.Model holding a stable and a canary version from the registry.
+
+Each request goes to one version by the configured weight and is answered with the version that
+served it (`x-model-version` header and in the body). A canary that raises or answers NaN/inf in
+live traffic is taken out at once: the request is answered by stable and the canary gets 0%.
+`LocalServingTarget` (re-exported here) lives in tasks/modelserver/client.py, the app in
+tasks/modelserver/app.py.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+
+import pandas as pd
+from kserve import Model
+from kserve.errors import InferenceError, InvalidInput, ModelNotReady
+from kserve.protocol.infer_type import InferOutput, InferRequest, InferResponse
+from pydantic import BaseModel, ConfigDict
+
+from tasks.data.contract import DataContract
+from tasks.decisions.routing import (
+    Routing,
+    ServeOptions,
+    bad_prediction_reason,
+    choose_version,
+    judge_routing_change,
+    without_canary_traffic,
+)
+from tasks.modelserver.client import LocalServingTarget
+from tasks.modelserver.inputs import (
+    BadRequest,
+    check_v2_datatypes,
+    feature_specs,
+    probe_rows,
+    rows_from_v1,
+    rows_from_v2,
+)
+from tasks.modelserver.logs import ServingLogWriter
+from tasks.modelserver.stats import VersionStats
+from tasks.registry.versions import Manifest, ModelRegistry
+
+__all__ = ["LocalServingTarget", "RoutedModel", "RoutingRefused", "RoutingState", "predict_rows"]
+
+
+class RoutingRefused(RuntimeError):
+    """A routing change was refused; the split in force is unchanged. `reasons` say why."""
+
+    def __init__(self, reasons: tuple[str, ...]) -> None:
+        super().__init__("; ".join(reasons))
+        self.reasons = reasons
+
+
+class RoutingState(BaseModel):
+    """What `GET /mlops/v1/routing` answers."""
+
+    model_config = ConfigDict(frozen=True)
+
+    model_name: str
+    routing: Routing
+    ready: bool
+    loaded: dict[int, str]  # version -> sha256 of the file that was verified and loaded
+    failed: dict[int, str]  # versions taken out of traffic live, with the reason
+
+
+@dataclass(frozen=True)
+class LoadedVersion:
+    manifest: Manifest
+    model: object
+
+
+@dataclass(frozen=True)
+class _Served:
+    """One immutable snapshot; a request reads it once, so a change never splits a request."""
+
+    routing: Routing
+    versions: dict[int, LoadedVersion]
+
+
+def predict_rows(model: object, rows: list[list], columns: list[str]) -> list[float]:
+    """The model's predictions for rows in `columns` order (named columns, as it was fitted)."""
+    return [float(value) for value in model.predict(pd.DataFrame(rows, columns=columns))]
+
+
+class RoutedModel(Model):
+    """Stable + canary versions of one registered model behind one KServe model name."""
+
+    def __init__(
+        self,
+        registry: ModelRegistry,
+        contract: DataContract,
+        options: ServeOptions,
+        log_writer: ServingLogWriter | None = None,
+    ) -> None:
+        super().__init__(registry.name, return_response_headers=True)
+        self.registry, self.contract, self.options, self.log_writer = (
+            registry,
+            contract,
+            options,
+            log_writer,
+        )
+        self._served = _Served(Routing(), {})
+        self._stats: dict[int, VersionStats] = {}
+        self._failed: dict[int, str] = {}
+        self._admin_lock = threading.Lock()  # one routing change at a time
+        self._swap_lock = threading.Lock()  # held only to swap the snapshot
+        self._random = random.Random(options.seed)
+        self._features: list[str] | None = None
+        self._specs = ()
+
+    # -- lifecycle and routing ---------------------------------------------------------------
+    def load(self) -> bool:
+        if not self._served.versions and self.options.routing.versions:
+            self.apply_routing(self.options.routing)
+        self.ready = self._served.routing.stable_version is not None
+        return self.ready
+
+    def apply_routing(self, requested: Routing) -> RoutingState:
+        """Load and probe any new version first, then switch in one step; refuse on any failure."""
+        with self._admin_lock:
+            current = self._served
+            loaded, errors = {}, {}
+            for version in requested.versions:
+                if version in current.versions:
+                    loaded[version] = current.versions[version]
+                    continue
+                try:
+                    loaded[version] = self._load_version(version)
+                except Exception as error:  # any failure to load means: no traffic, ever
+                    errors[version] = f"{type(error).__name__}: {error}"
+            with self._swap_lock:  # judged under the lock: a canary may fail live meanwhile
+                verdict = judge_routing_change(requested, self._failed, errors)
+                if not verdict.ok:
+                    raise RoutingRefused(verdict.reasons)
+                self._served = _Served(requested, loaded)
+                for version in requested.versions:
+                    self._stats.setdefault(
+                        version,
+                        VersionStats(version, self.options.reservoir_size, self.options.seed),
+                    )
+            self.ready = requested.stable_version is not None
+            return self.state()
+
+    def _load_version(self, version: int) -> LoadedVersion:
+        manifest, model = self.registry.load(version)  # raises IntegrityError on a sha256 mismatch
+        if self._features is not None and manifest.features != self._features:
+            raise ValueError(
+                f"features {manifest.features} differ from the served {self._features}; "
+                "serve it from a new server"
+            )
+        specs = feature_specs(manifest.features, self.contract)
+        probe = probe_rows(specs)
+        reason = bad_prediction_reason(predict_rows(model, probe, manifest.features), len(probe))
+        if reason:
+            raise ValueError(f"probe batch: {reason}")
+        self._features, self._specs = list(manifest.features), specs
+        if self.log_writer is not None:
+            self.log_writer.features = self._features
+        return LoadedVersion(manifest, model)
+
+    def _take_out_canary(self, version: int, reason: str) -> None:
+        with self._swap_lock:
+            self._failed[version] = reason
+            taken_out = self._served.routing.canary_version == version
+            if taken_out:
+                self._served = _Served(
+                    without_canary_traffic(self._served.routing), self._served.versions
+                )
+        if taken_out:
+            announce_canary_failure(self.name, version, reason)
+
+    def state(self) -> RoutingState:
+        served = self._served
+        return RoutingState(
+            model_name=self.name,
+            routing=served.routing,
+            ready=served.routing.stable_version is not None,
+            loaded={v: loaded.manifest.sha256 for v, loaded in served.versions.items()},
+            failed=dict(self._failed),
+        )
+
+    def stats(self) -> dict[str, object]:
+        writer = self.log_writer
+        return {
+            "model_name": self.name,
+            "routing": self._served.routing.model_dump(),
+            "versions": {str(v): s.snapshot().model_dump() for v, s in sorted(self._stats.items())},
+            "logs": None
+            if writer is None
+            else {
+                "files_written": writer.files_written,
+                "rows_written": writer.rows_written,
+                "rows_dropped": writer.rows_dropped,
+                "last_error": writer.last_error,
+            },
+        }
+
+    # -- requests ----------------------------------------------------------------------------
+    def predict(self, payload, headers=None, response_headers=None):
+        started = time.perf_counter()
+        served = self._served
+        version = choose_version(served.routing, self._random.random())
+        if version is None:
+            raise ModelNotReady(self.name, "no stable version is being served")
+        rows = self._rows(payload)
+        version, predictions = self._answer(served, version, rows)
+        self._stats[version].record((time.perf_counter() - started) * 1000, predictions)
+        request_id = _request_id(payload, headers)
+        if self.log_writer is not None:
+            self.log_writer.log(request_id, version, rows, predictions)
+        if response_headers is not None:
+            response_headers["x-model-version"] = str(version)
+            response_headers["x-request-id"] = request_id
+        if isinstance(payload, InferRequest):
+            output = InferOutput("predict", [len(predictions)], "FP64", predictions)
+            return InferResponse(request_id, self.name, [output], model_version=str(version))
+        return {"predictions": predictions, "model_version": version, "request_id": request_id}
+
+    def _rows(self, payload: object) -> list[list]:
+        try:
+            if isinstance(payload, InferRequest):
+                check_v2_datatypes(
+                    [(i.name, i.datatype, i.data) for i in payload.inputs], self._specs
+                )
+                tensors = [(i.name, i.shape, i.data) for i in payload.inputs]
+                return rows_from_v2(tensors, self._specs, self.options.max_batch)
+            return rows_from_v1(payload, self._specs, self.options.max_batch)
+        except BadRequest as error:
+            raise InvalidInput(str(error)) from error
+
+    def _answer(self, served: _Served, version: int, rows: list[list]) -> tuple[int, list[float]]:
+        """Predictions from `version`; a failing canary is taken out and stable answers."""
+        try:
+            predictions = predict_rows(served.versions[version].model, rows, self._features)
+            reason = bad_prediction_reason(predictions, len(rows))
+        except Exception as error:
+            predictions, reason = [], f"raised {type(error).__name__}: {error}"
+        if reason is None:
+            return version, predictions
+        self._stats[version].record_error()
+        if version == served.routing.canary_version:
+            self._take_out_canary(version, reason)
+            return self._answer(served, served.routing.stable_version, rows)
+        raise InferenceError(f"{self.name} v{version} {reason}")
+
+
+def announce_canary_failure(model: str, version: int, reason: str) -> None:
+    """Tell the loop that the router took a canary out, so the failover automation records it.
+
+    Only where a Prefect API is configured: a bare model server must never start one of its own.
+    """
+    if not os.environ.get("PREFECT_API_URL"):
+        return
+    from prefect.events import emit_event
+
+    emit_event(
+        event="mlops.serving.canary-failed",
+        resource={"prefect.resource.id": f"mlops.model.{model}", "prefect.resource.name": model},
+        payload={"version": version, "reason": reason},
+    )
+
+
+def _request_id(payload: object, headers: dict[str, str] | None) -> str:
+    if headers and headers.get("x-request-id"):
+        return headers["x-request-id"]
+    if isinstance(payload, InferRequest) and payload.id:
+        return str(payload.id)
+    return uuid.uuid4().hex

@@ -1,0 +1,57 @@
+"""The one interface the deploy, canary and rollback flows drive, whatever serves the model.
+
+`tasks/modelserver/model.py` implements it for the local KServe model server; `tasks/kserve/target.py` for
+InferenceServices on Kubernetes. The flows pick one by `Settings.serving_target`.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from tasks.decisions.rollout import ServingState
+from tasks.registry.versions import Manifest
+from tasks.settings import Settings
+
+
+class ServingTarget(Protocol):
+    def deploy_stable(self, manifest: Manifest) -> ServingState:
+        """Serve this verified version to 100% of traffic (first deployment, or promotion)."""
+        ...
+
+    def start_canary(self, manifest: Manifest, percent: int) -> ServingState:
+        """Send `percent`% of traffic to this verified version; the stable version keeps the rest."""
+        ...
+
+    def set_canary_percent(self, percent: int) -> ServingState:
+        """Change the canary's share of traffic without a restart."""
+        ...
+
+    def promote_canary(self) -> ServingState:
+        """The canary becomes the stable version with 100% of traffic."""
+        ...
+
+    def rollback_canary(self) -> ServingState:
+        """The canary gets 0% at once; the stable version serves everything."""
+        ...
+
+    def state(self) -> ServingState:
+        """The current split, as the serving side reports it."""
+        ...
+
+
+def open_target(settings: Settings) -> ServingTarget:
+    """The serving target named by `settings.serving_target`, ready to be driven."""
+    if settings.serving_target == "local":
+        from tasks.modelserver.client import LocalServingTarget
+
+        return LocalServingTarget(settings.serving_url, settings.model_name)
+    from tasks.kserve.manifests import ServingSpec
+    from tasks.kserve.target import KubernetesServingTarget, connect
+
+    spec = ServingSpec(
+        model_name=settings.model_name,
+        logger_url=settings.kserve_logger_url,
+        runtime_sklearn_version=settings.kserve_sklearn_version,
+    )
+    api = connect(settings.kube_context)
+    return KubernetesServingTarget(api, settings.kserve_namespace, settings.kserve_service, spec)

@@ -1,0 +1,1 @@
+"""Training: the recipe, the model pipeline, evaluation on a holdout, the candidate's registry entry."""

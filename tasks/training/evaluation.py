@@ -1,0 +1,148 @@
+"""Evaluation on a holdout: error metrics, error per slice, and behavioural checks from the contract."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from tasks.data.contract import ColumnSpec, DataContract
+from tasks.decisions.gate import BehaviourCheck, Evaluation, SliceError
+
+BEHAVIOUR_SAMPLE = 300
+
+
+def regression_metrics(truth: np.ndarray, predicted: np.ndarray) -> dict[str, float]:
+    """RMSE, MAE, R² and MAPE; non-finite predictions make every metric infinite."""
+    truth, predicted = np.asarray(truth, float), np.asarray(predicted, float)
+    if not np.isfinite(predicted).all():
+        return {"rmse": np.inf, "mae": np.inf, "r2": -np.inf, "mape": np.inf}
+    error = predicted - truth
+    total = float(((truth - truth.mean()) ** 2).sum())
+    return {
+        "rmse": float(np.sqrt(np.mean(error**2))),
+        "mae": float(np.mean(np.abs(error))),
+        "r2": 1 - float((error**2).sum()) / total if total > 0 else 0.0,
+        "mape": float(np.mean(np.abs(error) / np.maximum(np.abs(truth), 1e-9))),
+    }
+
+
+def _slice_labels(spec: ColumnSpec, values: pd.Series) -> pd.Series:
+    if spec.slice_bins:
+        return pd.cut(values, bins=list(spec.slice_bins), include_lowest=True).astype(str)
+    return values.astype(str)
+
+
+def slice_errors(
+    holdout: pd.DataFrame, predicted: np.ndarray, contract: DataContract
+) -> list[SliceError]:
+    """Error per slice for every contract column marked `slice` or given `slice_bins`."""
+    truth = holdout[contract.target.name].to_numpy(float)
+    found = []
+    for spec in contract.columns:
+        if not (spec.slice or spec.slice_bins):
+            continue
+        labels = _slice_labels(spec, holdout[spec.name])
+        for value in sorted(labels.unique()):
+            mask = (labels == value).to_numpy()
+            numbers = regression_metrics(truth[mask], predicted[mask])
+            found.append(
+                SliceError(
+                    column=spec.name,
+                    value=value,
+                    rows=int(mask.sum()),
+                    mape=numbers["mape"],
+                    rmse=numbers["rmse"],
+                )
+            )
+    return found
+
+
+def _directional(model, sample: pd.DataFrame, spec: ColumnSpec, base: np.ndarray) -> BehaviourCheck:
+    span = (spec.max or 0) - (spec.min or 0) if spec.max is not None else sample[spec.name].std()
+    bumped = sample.copy()
+    bumped[spec.name] = (bumped[spec.name] + 0.05 * span).clip(upper=spec.max)
+    moved = model.predict(bumped) - base
+    wrong = (
+        moved < -1e-6 * np.abs(base)
+        if spec.monotonic == "increasing"
+        else moved > 1e-6 * np.abs(base)
+    )
+    worst = float(np.max(np.abs(moved[wrong]) / base[wrong])) if wrong.any() else 0.0
+    return BehaviourCheck(
+        kind="directional",
+        column=spec.name,
+        cases=len(sample),
+        failures=int(wrong.sum()),
+        worst=worst,
+        detail=f"+5% of range on {spec.name} must move the price {spec.monotonic}",
+    )
+
+
+def _invariance(model, sample: pd.DataFrame, spec: ColumnSpec, base: np.ndarray) -> BehaviourCheck:
+    categories = list(spec.categories or ())
+    shifted = sample.copy()
+    shifted[spec.name] = [
+        categories[(categories.index(v) + 1) % len(categories)]
+        if v in categories
+        else categories[0]
+        for v in sample[spec.name]
+    ]
+    change = np.abs(model.predict(shifted) - base) / np.abs(base)
+    return BehaviourCheck(
+        kind="invariance",
+        column=spec.name,
+        cases=len(sample),
+        failures=0,
+        worst=float(np.mean(change)),
+        detail=f"changing {spec.name} must leave the price alone (mean relative change)",
+    )
+
+
+def _edge_cases(model, contract: DataContract, sample: pd.DataFrame) -> BehaviourCheck:
+    rows = []
+    for bound in ("min", "max"):
+        row = sample.iloc[0].copy()
+        for spec in contract.columns:
+            value = getattr(spec, bound) if spec.is_numeric else (spec.categories or ("",))[-1]
+            row[spec.name] = value if value is not None else row[spec.name]
+        rows.append(row)
+    edges = pd.DataFrame(rows)[contract.feature_names]
+    predicted = np.asarray(model.predict(edges), float)
+    bad = ~np.isfinite(predicted) | (predicted <= 0)
+    return BehaviourCheck(
+        kind="edge-cases",
+        column=None,
+        cases=len(edges),
+        failures=int(bad.sum()),
+        worst=float(np.nan_to_num(np.max(np.abs(predicted)), posinf=1e300)),
+        detail="all features at their contract minimum / maximum must give a finite positive price",
+    )
+
+
+def behaviour_checks(model, holdout: pd.DataFrame, contract: DataContract, seed: int) -> list:
+    """Directional checks for monotonic columns, invariance for invariant ones, edge cases."""
+    sample = (
+        holdout[contract.feature_names]
+        .sample(n=min(BEHAVIOUR_SAMPLE, len(holdout)), random_state=seed)
+        .reset_index(drop=True)
+    )
+    base = np.asarray(model.predict(sample), float)
+    checks = [_edge_cases(model, contract, sample)]
+    for spec in contract.columns:
+        if spec.monotonic:
+            checks.append(_directional(model, sample, spec, base))
+        if spec.invariant and spec.categories:
+            checks.append(_invariance(model, sample, spec, base))
+    return checks
+
+
+def evaluate_model(model, holdout: pd.DataFrame, contract: DataContract, seed: int) -> Evaluation:
+    """Score a model on a holdout: metrics, slices and behaviour."""
+    predicted = np.asarray(model.predict(holdout[contract.feature_names]), float)
+    truth = holdout[contract.target.name].to_numpy(float)
+    return Evaluation(
+        rows=len(holdout),
+        metrics=regression_metrics(truth, predicted),
+        slices=slice_errors(holdout, predicted, contract),
+        behaviour=behaviour_checks(model, holdout, contract, seed),
+    )

@@ -1,0 +1,96 @@
+"""Training: a deterministic scikit-learn Pipeline built from the data contract alone.
+
+The fitted model holds only scikit-learn and numpy objects, so KServe's stock sklearn runtime can
+load the same `model.joblib`. Its input is the contract's feature columns in contract order, as a
+DataFrame or as plain rows (lists); columns are picked by position, not by name.
+"""
+
+from __future__ import annotations
+
+import platform
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import sklearn
+from sklearn.compose import ColumnTransformer, TransformedTargetRegressor
+from sklearn.ensemble import HistGradientBoostingRegressor
+from sklearn.impute import SimpleImputer
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import OneHotEncoder
+
+from tasks.data.contract import DataContract
+
+DEFAULT_PARAMS: dict[str, object] = {
+    "max_iter": 300,
+    "learning_rate": 0.08,
+    "max_leaf_nodes": 31,
+    "l2_regularization": 0.1,
+    "log_target": True,
+}
+
+
+@dataclass(frozen=True)
+class TrainedModel:
+    model: TransformedTargetRegressor
+    params: dict[str, object]
+    seconds: float
+    rows: int
+
+
+def build_pipeline(contract: DataContract, seed: int, params: dict[str, object]) -> object:
+    """Preprocessing + gradient boosting, with the contract's monotonic constraints enforced."""
+    numeric = [i for i, column in enumerate(contract.columns) if column.is_numeric]
+    categorical = [i for i, column in enumerate(contract.columns) if not column.is_numeric]
+    encoder = OneHotEncoder(
+        categories=[list(contract.columns[i].categories or ()) for i in categorical],
+        handle_unknown="ignore",
+        sparse_output=False,
+    )
+    preprocess = ColumnTransformer(
+        [
+            ("numeric", SimpleImputer(strategy="median"), numeric),
+            ("categorical", encoder, categorical),
+        ],
+        remainder="drop",
+    )
+    direction = {"increasing": 1, "decreasing": -1, None: 0}
+    one_hot_width = sum(len(contract.columns[i].categories or ()) for i in categorical)
+    monotonic = [direction[contract.columns[i].monotonic] for i in numeric] + [0] * one_hot_width
+    regressor = HistGradientBoostingRegressor(
+        max_iter=int(params["max_iter"]),
+        learning_rate=float(params["learning_rate"]),
+        max_leaf_nodes=int(params["max_leaf_nodes"]),
+        l2_regularization=float(params["l2_regularization"]),
+        monotonic_cst=monotonic,
+        random_state=seed,
+    )
+    pipeline = Pipeline([("preprocess", preprocess), ("regressor", regressor)])
+    if params.get("log_target", True):
+        return TransformedTargetRegressor(regressor=pipeline, func=np.log, inverse_func=np.exp)
+    return pipeline
+
+
+def train_model(
+    frame: pd.DataFrame, contract: DataContract, seed: int, params: dict[str, object] | None = None
+) -> TrainedModel:
+    """Fit the pipeline on the contract's features and target; same data + seed, same model."""
+    params = {**DEFAULT_PARAMS, **(params or {})}
+    model = build_pipeline(contract, seed, params)
+    started = time.perf_counter()
+    model.fit(frame[contract.feature_names], frame[contract.target.name].to_numpy(dtype=float))
+    return TrainedModel(model, params, time.perf_counter() - started, len(frame))
+
+
+def library_versions() -> dict[str, str]:
+    """Versions the serving runtime must match (scikit-learn above all)."""
+    import joblib
+
+    return {
+        "python": platform.python_version(),
+        "scikit-learn": sklearn.__version__,
+        "numpy": np.__version__,
+        "pandas": pd.__version__,
+        "joblib": joblib.__version__,
+    }
