@@ -2,20 +2,15 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from prefect import flow
 
-from tasks.decisions.gate import GateVerdict
 from tasks.runs import run_name
 from tasks.settings import get_settings
-from tasks.training.stages import (
-    enforce_gate,
-    judge,
-    load_data,
-    read_contract,
-    split_data,
-    train_candidate,
-    validate_data,
-)
+
+if TYPE_CHECKING:
+    from tasks.decisions.gate import GateVerdict
 
 
 @flow(name="ci-checks", flow_run_name=run_name("ci-checks"))
@@ -25,14 +20,16 @@ def ci_checks(data: str | None = None, model_name: str | None = None) -> GateVer
     The gate here uses absolute thresholds and the behavioural tests only; comparing with the
     serving champion happens in `retrain`, where the registry is at hand.
     """
+    from tasks.training import stages  # loads the training stack once the run is Running
+
     settings = get_settings(model_name=model_name)
-    contract = read_contract(settings)
-    frame = load_data(data, settings)
-    validate_data(frame, contract)
-    train, holdout = split_data(frame, contract, settings)
-    candidate = train_candidate(frame, (train, holdout), contract, settings)
-    verdict = judge(candidate, None, settings)
-    enforce_gate(verdict)
+    contract = stages.read_contract(settings)
+    frame = stages.load_data(data, settings)
+    stages.validate_data(frame, contract)
+    train, holdout = stages.split_data(frame, contract, settings)
+    candidate = stages.train_candidate(frame, (train, holdout), contract, settings)
+    verdict = stages.judge(candidate, None, settings)
+    stages.enforce_gate(verdict)
     return verdict
 
 

@@ -2,24 +2,16 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from prefect import flow
 
-from tasks.kubeflow.retrain import retrain_on_kubeflow
-from tasks.registry.versions import Manifest, open_registry
+from tasks.registry.versions import open_registry
 from tasks.runs import run_name
 from tasks.settings import get_settings
-from tasks.training.stages import (
-    announce_registration,
-    enforce_gate,
-    judge,
-    load_data,
-    read_contract,
-    register_candidate,
-    score_champion,
-    split_data,
-    train_candidate,
-    validate_data,
-)
+
+if TYPE_CHECKING:
+    from tasks.registry.versions import Manifest
 
 
 @flow(name="retrain", flow_run_name=run_name("retrain"))
@@ -27,22 +19,28 @@ def retrain(
     data: str | None = None, reason: str = "manual", model_name: str | None = None
 ) -> Manifest:
     """Train a candidate on `data` and register it only if it beats the serving champion."""
+    # The training stack (scikit-learn, pandera) or kfp loads here, once the run is Running:
+    # a worker's fresh process reports the run started without waiting seconds for imports.
+    from tasks.training import stages
+
     settings = get_settings(model_name=model_name)
     registry = open_registry(settings, create_bucket=True)
     if settings.kfp_host:  # the same recipe, run as a Kubeflow pipeline on the cluster
+        from tasks.kubeflow.retrain import retrain_on_kubeflow
+
         manifest = retrain_on_kubeflow(settings, registry, data, reason)
-        announce_registration(manifest, reason)
+        stages.announce_registration(manifest, reason)
         return manifest
-    contract = read_contract(settings)
-    frame = load_data(data, settings, registry.store)
-    validate_data(frame, contract)
-    train, holdout = split_data(frame, contract, settings)
-    candidate = train_candidate(frame, (train, holdout), contract, settings)
-    champion = score_champion(registry, holdout, contract, settings)
-    verdict = judge(candidate, champion, settings)
-    enforce_gate(verdict)
-    manifest = register_candidate(registry, candidate, verdict, contract, settings, reason)
-    announce_registration(manifest, reason)
+    contract = stages.read_contract(settings)
+    frame = stages.load_data(data, settings, registry.store)
+    stages.validate_data(frame, contract)
+    train, holdout = stages.split_data(frame, contract, settings)
+    candidate = stages.train_candidate(frame, (train, holdout), contract, settings)
+    champion = stages.score_champion(registry, holdout, contract, settings)
+    verdict = stages.judge(candidate, champion, settings)
+    stages.enforce_gate(verdict)
+    manifest = stages.register_candidate(registry, candidate, verdict, contract, settings, reason)
+    stages.announce_registration(manifest, reason)
     return manifest
 
 

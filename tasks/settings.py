@@ -140,8 +140,9 @@ class Settings(BaseSettings):
                 value = data.pop(flat)
                 for policy, field in targets:
                     data[policy] = {**_as_dict(data.get(policy)), field: value}
-        seed = data.get("seed", cls.model_fields["seed"].default)
-        for policy, defaults in {"drift": {"seed": seed}, **RUN_DEFAULTS}.items():
+        seed = _valid_seed(data.get("seed", cls.model_fields["seed"].default))
+        inherited = {"drift": {"seed": seed}} if seed is not None else {}
+        for policy, defaults in {**inherited, **RUN_DEFAULTS}.items():
             data[policy] = {**defaults, **_as_dict(data.get(policy))}
         return data
 
@@ -155,6 +156,15 @@ class Settings(BaseSettings):
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         return init_settings, _LegacyEnvironment(settings_cls), env_settings
+
+
+def _valid_seed(value: Any) -> int | None:
+    """The run's seed if it is one (a bad one is reported once, on `seed` itself)."""
+    try:
+        seed = int(value)
+    except (TypeError, ValueError):
+        return None
+    return seed if seed >= 0 else None
 
 
 def _as_dict(value: Any) -> dict[str, Any]:

@@ -113,5 +113,10 @@ def test_retrain_imports_kfp_only_when_it_submits() -> None:
     assert "kfp" not in _loaded_after_import("flows.retrain")
 
 
+def test_training_flows_load_their_stack_only_once_running() -> None:
+    """A worker's fresh process reports the run Running after importing the flow module."""
+    assert _loaded_after_import("flows.retrain", "flows.ci_checks") == []
+
+
 def test_the_light_flow_check_sees_a_heavy_import() -> None:
     assert _loaded_after_import("sklearn") == ["sklearn"]

@@ -59,3 +59,32 @@ def test_a_misspelt_variable_is_named_with_the_setting_it_resembles(monkeypatch,
     assert "MLOPS_CANARY_PERCNT is not a setting" in caplog.text  # ...and says so
     assert "did you mean MLOPS_CANARY_PERCENT?" in caplog.text
     assert "MLOPS_CACHE_DIR" not in caplog.text
+
+
+def test_policies_are_nested_and_the_flat_names_still_work(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MLOPS_GATE__MAX_MAPE", "0.3")
+    monkeypatch.setenv("MLOPS_DRIFT_THRESHOLD", "0.2")  # the flat name of earlier releases
+    monkeypatch.setenv("MLOPS_CANARY__MIN_REQUESTS", "80")
+    settings = get_settings(seed=7)
+    assert settings.gate.max_mape == 0.3 and settings.gate.min_r2 == 0.85
+    assert settings.drift.numeric_threshold == settings.drift.categorical_threshold == 0.2
+    assert settings.drift.seed == 7  # the drift sample follows the run's seed
+    assert (settings.canary.min_requests, settings.canary.max_window_s) == (80, 600.0)
+    assert get_settings(canary_max_wait_s=30).canary.max_window_s == 30  # a run's override wins
+
+
+def test_a_nested_variable_is_known_and_a_misspelt_one_is_not() -> None:
+    from tasks.settings import unknown_variables
+
+    known = {"MLOPS_GATE__MIN_R2": "1", "MLOPS_TRAINING__MAX_ITER": "5", "MLOPS_MIN_R2": "1"}
+    assert unknown_variables(known) == {}
+    assert unknown_variables({"MLOPS_GATE__MIN_R3": "1"}) == {
+        "MLOPS_GATE__MIN_R3": "MLOPS_GATE__MIN_R2"
+    }
+
+
+def test_a_bad_policy_value_names_its_policy_and_field(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MLOPS_TRAINING__LEARNING_RATE", "2")
+    with pytest.raises(ValidationError) as raised:
+        get_settings()
+    assert [error["loc"] for error in raised.value.errors()] == [("training", "learning_rate")]
