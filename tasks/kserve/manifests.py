@@ -1,4 +1,4 @@
-"""KServe objects as data: InferenceService, canary patches, S3 ServiceAccount/Secret templates.
+"""KServe objects as data: the InferenceService and the merge patches that move its canary.
 
 Everything here is pure (no Kubernetes client, no I/O); `tasks/kserve/target.py` sends it.
 Patches are JSON merge patches (RFC 7386), the form KServe's canary docs describe: start a
@@ -13,7 +13,6 @@ import re
 from collections.abc import Mapping
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl
 
 from tasks.registry.versions import Manifest
@@ -26,9 +25,6 @@ ANN_STABLE_URI = "mlops.selfheal.io/stable-storage-uri"
 TAG_ROUTING = "serving.kserve.io/enable-tag-routing"
 DNS_LABEL = r"^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$"
 QUANTITY = r"^[0-9]+(\.[0-9]+)?(m|k|Ki|Mi|Gi|Ti|M|G|T)?$"
-ACCESS_KEY_VAR = "MLOPS_S3_ACCESS_KEY"
-SECRET_KEY_VAR = "MLOPS_S3_SECRET_KEY"  # pragma: allowlist secret (a variable name)
-PLACEHOLDER = re.compile(r"\$\{([A-Z_][A-Z0-9_]*)\}")
 
 Obj = dict[str, Any]
 
@@ -64,25 +60,6 @@ class ServingSpec(BaseModel):
     runtime_sklearn_version: str = Field(description="scikit-learn inside the sklearn runtime")
     runtime_version: str | None = Field(None, description="runtime image tag (runtimeVersion)")
     resources: Resources = Resources()
-
-
-class S3Spec(BaseModel):
-    """Where KServe's storage initializer downloads models from (no credentials here)."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-    secret_name: str = Field("kserve-s3-credentials", pattern=DNS_LABEL)
-    endpoint: str = Field(pattern=r"^[a-zA-Z0-9.-]+(:[0-9]{1,5})?$", description="host[:port]")
-    use_https: bool = True
-    verify_ssl: bool = True
-    region: str = Field("us-east-1", min_length=1)
-
-    @classmethod
-    def from_endpoint_url(cls, url: str, region: str = "us-east-1", **extra: Any) -> S3Spec:
-        """`http://minio.minio:9000` -> endpoint `minio.minio:9000`, use_https False."""
-        match = re.fullmatch(r"(https?)://([^/]+)/?", url)
-        if not match:
-            raise ManifestError(f"S3 endpoint {url!r} is not http(s)://host[:port]")
-        return cls(endpoint=match[2], use_https=match[1] == "https", region=region, **extra)
 
 
 class ServedModel(BaseModel):
@@ -231,98 +208,3 @@ def apply_merge_patch(target: Any, patch: Any) -> Any:
         else:
             result[key] = apply_merge_patch(result.get(key), value)
     return result
-
-
-# -- S3 credentials: a ServiceAccount and a Secret *template* (placeholders, never values) ------
-def render_service_account(spec: ServingSpec, s3: S3Spec) -> Obj:
-    """The ServiceAccount the predictor runs as; KServe finds the S3 Secret through it."""
-    return {
-        "apiVersion": "v1",
-        "kind": "ServiceAccount",
-        "metadata": {"name": spec.service_account, "labels": {LABEL_MODEL: spec.model_name}},
-        "secrets": [{"name": s3.secret_name}],
-    }
-
-
-def render_s3_secret_template(spec: ServingSpec, s3: S3Spec) -> Obj:
-    """KServe's S3 annotations, and `${MLOPS_S3_*}` placeholders filled only at apply time."""
-    flag = {True: "1", False: "0"}
-    return {
-        "apiVersion": "v1",
-        "kind": "Secret",
-        "type": "Opaque",
-        "metadata": {
-            "name": s3.secret_name,
-            "labels": {LABEL_MODEL: spec.model_name},
-            "annotations": {
-                "serving.kserve.io/s3-endpoint": s3.endpoint,
-                "serving.kserve.io/s3-usehttps": flag[s3.use_https],
-                "serving.kserve.io/s3-verifyssl": flag[s3.verify_ssl],
-                "serving.kserve.io/s3-region": s3.region,
-            },
-        },
-        "stringData": {
-            "AWS_ACCESS_KEY_ID": f"${{{ACCESS_KEY_VAR}}}",
-            "AWS_SECRET_ACCESS_KEY": f"${{{SECRET_KEY_VAR}}}",
-        },
-    }
-
-
-def fill_secret(template: Obj, values: Mapping[str, str]) -> Obj:
-    """The Secret to send to the API (never to write to disk): placeholders replaced."""
-
-    def fill(text: str) -> str:
-        for var in PLACEHOLDER.findall(text):
-            if not values.get(var):
-                raise ManifestError(f"secret {template['metadata']['name']!r} needs ${var}")
-        return PLACEHOLDER.sub(lambda match: values[match[1]], text)
-
-    filled = copy.deepcopy(template)
-    filled["stringData"] = {key: fill(text) for key, text in template["stringData"].items()}
-    return filled
-
-
-def render_infra_yaml(ref: ObjectRef, spec: ServingSpec, s3: S3Spec, manifest: Manifest) -> str:
-    """ServiceAccount, Secret template and stable InferenceService as one YAML for `infra/`."""
-    docs = [render_service_account(spec, s3), render_s3_secret_template(spec, s3)]
-    docs = [doc | {"metadata": doc["metadata"] | {"namespace": ref.namespace}} for doc in docs]
-    docs.append(render_inference_service(ref, spec, manifest))
-    return yaml.safe_dump_all(docs, sort_keys=False)
-
-
-# -- the runtime's scikit-learn must match the model's ---------------------------------------
-class RuntimeVerdict(BaseModel):
-    """Can the sklearn serving runtime load this model? With the reason either way."""
-
-    model_config = ConfigDict(frozen=True)
-    compatible: bool
-    model_sklearn: str | None
-    runtime_sklearn: str
-    reason: str
-
-
-def _major_minor(version: str) -> tuple[int, int] | None:
-    match = re.match(r"^\s*(\d+)\.(\d+)", version)
-    return (int(match[1]), int(match[2])) if match else None
-
-
-def check_sklearn_runtime(library_versions: Mapping[str, str], runtime: str) -> RuntimeVerdict:
-    """Same major.minor or refuse: joblib pickles are not portable across sklearn minors."""
-    model = library_versions.get("scikit-learn")
-    verdict = {"model_sklearn": model, "runtime_sklearn": runtime}
-    if model is None:
-        reason = "the manifest records no scikit-learn version, so compatibility is unknown"
-        return RuntimeVerdict(compatible=False, reason=reason, **verdict)
-    wanted, offered = _major_minor(model), _major_minor(runtime)
-    if wanted is None or offered is None:
-        bad = model if wanted is None else runtime
-        reason = f"scikit-learn version {bad!r} is not of the form major.minor[.patch]"
-        return RuntimeVerdict(compatible=False, reason=reason, **verdict)
-    if wanted != offered:
-        reason = (
-            f"model was trained with scikit-learn {model} but the runtime has {runtime}: "
-            f"{wanted[0]}.{wanted[1]} != {offered[0]}.{offered[1]}"
-        )
-        return RuntimeVerdict(compatible=False, reason=reason, **verdict)
-    reason = f"scikit-learn {model} and runtime {runtime} share {wanted[0]}.{wanted[1]}"
-    return RuntimeVerdict(compatible=True, reason=reason, **verdict)

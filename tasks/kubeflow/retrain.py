@@ -11,7 +11,7 @@ from tasks.runs import task
 from tasks.settings import Settings
 
 if TYPE_CHECKING:
-    from tasks.kubeflow.pipeline import KfpRun, RetrainParams
+    from tasks.kubeflow.client import KfpRun, RetrainParams
 
 
 class KubeflowRunFailed(RuntimeError):
@@ -34,7 +34,7 @@ def retrain_on_kubeflow(
 ) -> Manifest:
     """Submit the retrain pipeline, wait for it, and return the version it registered."""
     # kfp is imported here, not at the top: a retrain that runs locally never pays for it.
-    from tasks.kubeflow.pipeline import RetrainParams, SubmitOptions, submit_retrain_run
+    from tasks.kubeflow.client import RetrainParams, SubmitOptions, submit_retrain_run
 
     known = {manifest.version for manifest in registry.versions()}
     params = RetrainParams(

@@ -25,18 +25,18 @@ import pytest
 import yaml
 from kubernetes.client import ApiClient, Configuration, CustomObjectsApi
 
-from tasks.kserve.manifests import ObjectRef, ServingSpec, render_inference_service
-from tasks.kserve.target import (
+from tasks.kserve.errors import (
     CanaryInProgress,
     InferenceServiceConflict,
     InferenceServiceInvalid,
     InferenceServiceNotFound,
-    KubernetesServingTarget,
     KubernetesUnreachable,
     NoCanaryInProgress,
     NotReadyInTime,
     RuntimeMismatch,
 )
+from tasks.kserve.manifests import ObjectRef, ServingSpec, render_inference_service
+from tasks.kserve.target import KubernetesServingTarget
 from tasks.registry.versions import DataSummary, Manifest
 from tests.standins.k8s_api import KServeControllerModel, KubeApiStandIn, serve
 

@@ -24,17 +24,15 @@ from pydantic import ValidationError
 from infra.local_s3 import S3Server, free_port
 from tasks.data.synthetic import CorruptionSpec, generate_house_prices
 from tasks.decisions.gate import GateVerdict
-from tasks.kubeflow.pipeline import (
+from tasks.kubeflow.client import (
     KfpApiError,
     KfpRunTimeout,
     KfpUnreachable,
-    PipelineConfig,
     RetrainParams,
     SubmitOptions,
-    build_retrain_pipeline,
-    compile_pipeline,
     submit_retrain_run,
 )
+from tasks.kubeflow.pipeline import PipelineConfig, build_retrain_pipeline, compile_pipeline
 from tasks.registry.versions import ModelRegistry
 from tasks.s3 import ObjectStore, connect
 from tests.conftest import settings_for

@@ -26,7 +26,8 @@ import pytest
 import yaml
 from kubernetes.client import ApiClient
 
-from tasks.kserve.manifests import ObjectRef, S3Spec, ServingSpec, render_infra_yaml
+from tasks.kserve.manifests import ObjectRef, ServingSpec
+from tasks.kserve.s3_access import S3Spec, render_infra_yaml
 from tasks.registry.versions import DataSummary, Manifest
 from tasks.settings import Settings, get_settings, known_variables
 from tests.standins.k8s_api import strict_schema

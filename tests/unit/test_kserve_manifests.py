@@ -16,27 +16,30 @@ import pytest
 import yaml
 from pydantic import ValidationError
 
+from tasks.decisions.runtime import check_sklearn_runtime
+from tasks.kserve.errors import KServeError
 from tasks.kserve.manifests import (
     ManifestError,
     ObjectRef,
-    S3Spec,
     ServedModel,
     ServingSpec,
     apply_merge_patch,
     canary_percent_patch,
-    check_sklearn_runtime,
-    fill_secret,
     promote_patch,
     render_canary,
     render_inference_service,
-    render_infra_yaml,
-    render_s3_secret_template,
-    render_service_account,
     rollback_patch,
     stable_patch,
     start_canary_patch,
 )
-from tasks.kserve.target import KServeError, desired_split, readiness, serving_state
+from tasks.kserve.s3_access import (
+    S3Spec,
+    fill_secret,
+    render_infra_yaml,
+    render_s3_secret_template,
+    render_service_account,
+)
+from tasks.kserve.status import desired_split, readiness, serving_state
 from tasks.registry.versions import DataSummary, Manifest
 from tests.standins.k8s_api import strict_schema
 
