@@ -11,8 +11,6 @@ import json
 import os
 import secrets
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import tarfile
@@ -25,6 +23,8 @@ from pathlib import Path
 from typing import Literal
 
 import httpx
+
+from infra.processes import answers, free_port, kill, launch, port_is_free, stop, wait_until
 
 ServerKind = Literal["seaweedfs", "minio"]
 
@@ -67,13 +67,7 @@ class S3Server:
 
     def stop(self, timeout: float = 10.0) -> None:
         """Stop the server (SIGTERM, then SIGKILL) and remove its data if we created it."""
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=timeout)
+        stop(self.process, timeout)
         if self.owns_data_dir:
             shutil.rmtree(self.data_dir, ignore_errors=True)
 
@@ -81,8 +75,7 @@ class S3Server:
         """Crash the server: SIGKILL its process group, no shutdown; its data dir is kept."""
         if self.process.poll() is None:
             self.volumes_at_kill = self._volume_count()
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait(timeout=10)
+            kill(self.process)
 
     def restart(self, ready_timeout: float = 60.0) -> None:
         """Start the same server again after `kill`: same command, ports, data and credentials."""
@@ -91,7 +84,7 @@ class S3Server:
         if not self.command:
             raise LocalS3Error(f"{self.kind} was not started by start_s3_server: cannot restart")
         log_path = self.data_dir / f"{self.kind}.log"
-        self.process = _launch(self.command, self.process_env, self.data_dir, log_path)
+        self.process = launch(self.command, self.process_env, self.data_dir, log_path)
         _wait_ready(self, log_path, ready_timeout)
         if self.kind == "seaweedfs":
             self._wait_recovered(time.monotonic() + ready_timeout)
@@ -138,29 +131,13 @@ class S3Server:
         )
 
 
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def _free_port_pair() -> int:
     """A port p such that p and p + 10000 (SeaweedFS's gRPC offset) are both free."""
     for _ in range(200):
         port = 20000 + secrets.randbelow(20000)
-        if all(_port_is_free(p) for p in (port, port + 10000)):
+        if all(port_is_free(p) for p in (port, port + 10000)):
             return port
     raise LocalS3Error("no free port pair found on 127.0.0.1 for SeaweedFS")
-
-
-def _port_is_free(port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        try:
-            sock.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-        return True
 
 
 def cache_dir() -> Path:
@@ -225,29 +202,15 @@ def ensure_minio_binary() -> Path:
 
 
 def _wait_ready(server: S3Server, log_path: Path, timeout: float) -> None:
-    probe = f"{server.url}/minio/health/ready" if server.kind == "minio" else f"{server.url}/status"
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if server.process.poll() is not None:
-            raise LocalS3Error(
-                f"{server.kind} exited with {server.process.returncode}: {_tail(log_path)}"
-            )
-        try:
-            response = httpx.get(probe, timeout=1.0)
-            if response.status_code < 500:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    server.stop()
-    raise LocalS3Error(f"{server.kind} not ready after {timeout:.0f}s: {_tail(log_path)}")
-
-
-def _tail(path: Path, chars: int = 1500) -> str:
+    """Until its health endpoint answers; if it never does, it is stopped (its data removed
+    when we created it) and LocalS3Error holds the end of its log."""
+    health = "/minio/health/ready" if server.kind == "minio" else "/status"
+    probe = answers(server.url + health, lambda status: status < 500)
     try:
-        return path.read_text(errors="replace")[-chars:]
-    except OSError:
-        return "(no log)"
+        wait_until(server.process, probe, timeout, server.kind, log_path, LocalS3Error)
+    except LocalS3Error:
+        server.stop()
+        raise
 
 
 def _seaweedfs_command(data_dir: Path, access_key: str, secret_key: str) -> tuple[list[str], int]:
@@ -341,24 +304,11 @@ def start_s3_server(
         raise LocalS3Error(f"unknown S3 server kind {kind!r}; use 'seaweedfs' or 'minio'")
     log_path = data_dir / f"{kind}.log"
     log_path.unlink(missing_ok=True)
-    process = _launch(command, env, data_dir, log_path)
+    process = launch(command, env, data_dir, log_path)
     server = S3Server(kind, f"127.0.0.1:{port}", access_key, secret_key, data_dir, process, owns)
     server.command, server.process_env = command, env
     _wait_ready(server, log_path, ready_timeout)
     return server
-
-
-def _launch(command: list[str], env: dict[str, str], cwd: Path, log_path: Path) -> subprocess.Popen:
-    with log_path.open("ab") as log:  # appended: a restarted server keeps its earlier log
-        return subprocess.Popen(
-            command,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            env=env,
-            cwd=cwd,
-            start_new_session=True,
-        )
 
 
 @contextmanager

@@ -14,13 +14,10 @@ import signal
 import subprocess
 import sys
 import tempfile
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import httpx
-
-from infra.local_s3 import free_port
+from infra.processes import answers, free_port, kill, launch, log_tail, stop, wait_until
 from tasks.decisions.routing import Routing, ServeOptions, routing_from_aliases
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -47,27 +44,15 @@ class ModelServer:
         return f"http://127.0.0.1:{self.port}"
 
     def log_tail(self, chars: int = 3000) -> str:
-        try:
-            return self.log_path.read_text(errors="replace")[-chars:]
-        except OSError:
-            return "(no log)"
+        return log_tail(self.log_path, chars)
 
     def stop(self, timeout: float = 20.0) -> int | None:
         """SIGTERM (uvicorn drains, serving logs are flushed), then SIGKILL if it hangs."""
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=timeout)
-        return self.process.returncode
+        return stop(self.process, timeout)
 
     def kill(self) -> None:
         """Crash it: SIGKILL, no drain and no last flush (unflushed serving logs are lost)."""
-        if self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait(timeout=10)
+        kill(self.process)
 
     def restart(self, ready_timeout: float = 120.0) -> None:
         """Start the same command again (same port and options) once the process has exited."""
@@ -75,7 +60,7 @@ class ModelServer:
             raise ModelServerError("the model server is still running: kill() or stop() it first")
         if not self.command:
             raise ModelServerError("not started by start_model_server: cannot restart it")
-        self.process = _launch(self.command, self.process_env, self.log_path)
+        self.process = launch(self.command, self.process_env, REPO_ROOT, self.log_path)
         _wait_ready(self, ready_timeout)
 
 
@@ -98,40 +83,15 @@ def start_model_server(
     if plain:
         command.append("--plain")
     env = {**os.environ, **{key: str(value) for key, value in settings_env.items()}}
-    process = _launch(command, env, log_path)
+    process = launch(command, env, REPO_ROOT, log_path)
     server = ModelServer(model_name, port, process, log_path, command, env)
     _wait_ready(server, ready_timeout)
     return server
 
 
-def _launch(command: list[str], env: dict[str, str], log_path: Path) -> subprocess.Popen:
-    with log_path.open("ab") as log:  # appended: a restarted server keeps the earlier log
-        return subprocess.Popen(
-            command,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            env=env,
-            cwd=REPO_ROOT,
-            start_new_session=True,
-        )
-
-
 def _wait_ready(server: ModelServer, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if server.process.poll() is not None:
-            raise ModelServerError(
-                f"model server exited with {server.process.returncode}: {server.log_tail()}"
-            )
-        try:
-            if httpx.get(f"{server.url}/v2/health/ready", timeout=1.0).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    server.stop()
-    raise ModelServerError(f"model server not ready after {timeout:.0f}s: {server.log_tail()}")
+    probe = answers(f"{server.url}/v2/health/ready", lambda status: status == 200)
+    wait_until(server.process, probe, timeout, "model server", server.log_path, ModelServerError)
 
 
 def _parse(argv: list[str]) -> argparse.Namespace:
