@@ -29,7 +29,6 @@ import argparse
 import json
 import statistics
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -460,16 +459,12 @@ def run_stages(bench: Bench) -> None:
 
 @contextmanager
 def bench_on_stack(args: argparse.Namespace) -> Iterator[Bench]:
-    """The local stack in a temporary directory, with v1 served; all stopped on the way out."""
+    """The local stack with the deployments and a worker, and the data the runs use."""
+    from bench.stack import bench_stack
     from flows.scenario.world import World
-    from infra.local_stack import environment, local_stack
 
     env = {"MLOPS_CANARY_MAX_WAIT_S": str(args.canary_max_wait_s)}  # the worker inherits it
-    with (
-        tempfile.TemporaryDirectory(prefix="bench-loop-") as work,
-        environment(env),
-        local_stack(runtime_dir=Path(work)) as stack,
-    ):
+    with bench_stack("loop", env, worker=True) as stack:
         world = World.from_environment(stack.serving_url, rows=args.rows)
         batch = world.publish("bench-batch", world.houses(seed=1))
         users = world.houses(seed=2, rows=5000)
@@ -495,16 +490,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def quiet_prefect() -> None:
-    """Keep flow and task run logs off the console (importing prefect sets them to INFO)."""
-    import logging
-
-    import prefect.main  # noqa: F401  (configures logging once; the level must come after)
-
-    logging.getLogger("prefect").setLevel(logging.WARNING)
-
-
 def main(argv: list[str] | None = None) -> int:
+    from bench.stack import quiet_prefect
+
     args = parse_args(argv)
     began = time.monotonic()
     quiet_prefect()
