@@ -2,7 +2,7 @@
 
 Everything runs on the real local stack (infra/local_stack.py: SeaweedFS, a Prefect server, the
 local KServe model server, every deployment and automation from prefect.yaml, a process worker
-polling every 1 s). After a first model is trained and served, each figure is measured `--runs`
+polling every 0.25 s). After a first model is trained and served, each figure is measured `--runs`
 times; timestamps come from the Prefect API (`created`, state history, `start_time`), so polling
 here only decides when we look, not what we measure.
 
@@ -384,20 +384,20 @@ def figures(samples: dict[str, list[float]]) -> dict[str, dict]:
 MEANING = {
     "1 drift→retrain created": "event in, automation fired, run created (server)",
     "1 drift→retrain started": "+ worker poll, subprocess start, imports",
-    "1 retrain created→Pending": "worker poll (1 s) + claim",
+    "1 retrain created→Pending": "worker poll (0.25 s) + claim",
     "1 retrain Pending→Running": "subprocess start + imports + flow load",
     "2 registered→deploy created": "event in, automation fired",
     "2 registered→deploy started": "+ worker poll, subprocess, imports",
     "2 registered→canary live": "+ deploy flow: verify bytes, load, probe, route",
     "2 registered→analysis created": "+ deploy ends, canary.started event, automation",
     "2 registered→analysis started": "+ worker poll, subprocess, imports",
-    "2 analysis created→Pending": "worker poll (1 s) + claim",
+    "2 analysis created→Pending": "worker poll (0.25 s) + claim",
     "2 analysis Pending→Running": "subprocess start + imports + flow load",
     "3a ci-checks wall": "run_deployment call to return",
     "3a ci-checks total_run_time": "the flow's own Running time",
     "3a ci-checks overhead": "wall − total_run_time",
     "3a ci-checks call→created": "client + POST /deployments/{id}/create_flow_run",
-    "3a ci-checks created→Pending": "worker poll (1 s) + claim",
+    "3a ci-checks created→Pending": "worker poll (0.25 s) + claim",
     "3a ci-checks Pending→Running": "subprocess start + imports + flow load",
     "3a ci-checks end→returned": "state to Completed → run_deployment's next poll",
     "3b no-op @flow in-process": "whole call",
