@@ -14,7 +14,7 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from infra.processes import answers, free_port, kill, launch, log_tail, stop, wait_until
+from infra.processes import answers, kill, launch, log_tail, on_free_port, stop, wait_until
 from tasks.decisions.routing import ServeOptions
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -70,21 +70,26 @@ def start_model_server(
     plain: bool = False,
     ready_timeout: float = 120.0,
 ) -> ModelServer:
-    """Start the server for `model_name` (routed, or `plain` for the benchmark baseline)."""
-    port = port or free_port()
+    """Start the server for `model_name` (routed, or `plain` for the benchmark baseline).
+
+    Without `port`, on a free one (another if it was taken before the server could bind it).
+    """
     options = options or ServeOptions()
-    log_path = Path(tempfile.mkdtemp(prefix="mlops-model-server-")) / "server.log"
-    command = [
-        *(sys.executable, "-m", ENTRY_POINT, "--model-name", model_name),
-        *("--port", str(port), "--options-json", options.model_dump_json()),
-    ]
-    if plain:
-        command.append("--plain")
     env = {**os.environ, **{key: str(value) for key, value in settings_env.items()}}
-    process = launch(command, env, REPO_ROOT, log_path)
-    server = ModelServer(model_name, port, process, log_path, command, env)
-    _wait_ready(server, ready_timeout)
-    return server
+
+    def start(on: int) -> ModelServer:
+        log_path = Path(tempfile.mkdtemp(prefix="mlops-model-server-")) / "server.log"
+        command = [
+            *(sys.executable, "-m", ENTRY_POINT, "--model-name", model_name),
+            *("--port", str(on), "--options-json", options.model_dump_json()),
+            *(["--plain"] if plain else []),
+        ]
+        process = launch(command, env, REPO_ROOT, log_path)
+        server = ModelServer(model_name, on, process, log_path, command, env)
+        _wait_ready(server, ready_timeout)
+        return server
+
+    return start(port) if port else on_free_port(start)
 
 
 def _wait_ready(server: ModelServer, timeout: float) -> None:

@@ -10,7 +10,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from infra.processes import answers, free_port, launch, stop, wait_until
+from infra.processes import answers, launch, on_free_port, stop, wait_until
 
 
 class PrefectServerError(RuntimeError):
@@ -55,13 +55,7 @@ def start_prefect_server(
     """
     if port is not None:
         return _start_once(home, port, timeout)
-    for attempt in range(attempts):
-        try:
-            return _start_once(home, free_port(), timeout)
-        except PrefectServerError as error:
-            if attempt == attempts - 1 or "address already in use" not in str(error):
-                raise
-    raise AssertionError("unreachable")
+    return on_free_port(lambda free: _start_once(home, free, timeout), attempts)
 
 
 @contextmanager
@@ -102,7 +96,7 @@ def _start_once(home: Path, port: int, timeout: float) -> PrefectServer:
     env.pop("PREFECT_API_URL", None)
     prefect = Path(sys.executable).with_name("prefect")
     log_path = home / "server.log"
-    # A fresh log per start: the retry above reads it for this attempt's "address in use".
+    # A fresh log per start: on_free_port reads its end for this attempt's "address in use".
     log_path.unlink(missing_ok=True)
     command = [str(prefect), "server", "start", "--host", "127.0.0.1", "--port", str(port)]
     process = launch(command, env, None, log_path)

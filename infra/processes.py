@@ -13,10 +13,12 @@ import subprocess
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TypeVar
 
 import httpx
 
 GRACEFUL = (signal.SIGTERM, signal.SIGKILL)
+T = TypeVar("T")
 
 
 class ServerNotReady(RuntimeError):
@@ -28,6 +30,18 @@ def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+def on_free_port(start: Callable[[int], T], attempts: int = 3) -> T:
+    """`start(port)` on a free port; on another one if the failure says the port was taken
+    between picking and binding it (any process on the machine may get there first)."""
+    for attempt in range(1, attempts + 1):
+        try:
+            return start(free_port())
+        except RuntimeError as failed:
+            if attempt == attempts or "address already in use" not in str(failed).lower():
+                raise
+    raise AssertionError("unreachable")
 
 
 def port_is_free(port: int) -> bool:
