@@ -10,7 +10,7 @@ here only decides when we look, not what we measure.
    retrained model is the same and the chain ends in a promotion) -> the retrain flow run is
    created by the automation, and -> it starts (Running);
 2. a GOOD model (the champion's bytes, registered again) announced with
-   `announce_registration.fn` -> the canary is live (GET /mlops/v1/routing, polled every 50 ms),
+   `announce_registration` -> the canary is live (GET /mlops/v1/routing, polled every 50 ms),
    and -> the canary-analysis run starts;
 3. Prefect's cost per flow run: `ci-checks` through `run_deployment` (wall) against its own
    `total_run_time`, split by the state history; a no-op @flow called in-process against a plain
@@ -240,7 +240,7 @@ def registration_once(bench: Bench, index: int) -> dict:
 
     manifest = register_good(bench, index)
     since = now()
-    announce_registration.fn(manifest, f"bench registration {index}")
+    announce_registration(manifest, f"bench registration {index}")
     probe = canary_live(bench.world.serving_url, manifest.version)
     live = secs(since, wait_for("canary", probe, bench.args.timeout_s, 0.05))
     bench.add("2 registered→canary live", live)
