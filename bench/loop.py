@@ -2,7 +2,7 @@
 
 Everything runs on the real local stack (infra/local_stack.py: SeaweedFS, a Prefect server, the
 local KServe model server, every deployment and automation from prefect.yaml, a process worker
-polling every 1 s). After a first model is trained and served, each figure is measured `--runs`
+polling every 0.25 s). After a first model is trained and served, each figure is measured `--runs`
 times; timestamps come from the Prefect API (`created`, state history, `start_time`), so polling
 here only decides when we look, not what we measure.
 
@@ -10,7 +10,7 @@ here only decides when we look, not what we measure.
    retrained model is the same and the chain ends in a promotion) -> the retrain flow run is
    created by the automation, and -> it starts (Running);
 2. a GOOD model (the champion's bytes, registered again) announced with
-   `announce_registration.fn` -> the canary is live (GET /mlops/v1/routing, polled every 50 ms),
+   `announce_registration` -> the canary is live (GET /mlops/v1/routing, polled every 50 ms),
    and -> the canary-analysis run starts;
 3. Prefect's cost per flow run: `ci-checks` through `run_deployment` (wall) against its own
    `total_run_time`, split by the state history; a no-op @flow called in-process against a plain
@@ -29,7 +29,6 @@ import argparse
 import json
 import statistics
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -241,7 +240,7 @@ def registration_once(bench: Bench, index: int) -> dict:
 
     manifest = register_good(bench, index)
     since = now()
-    announce_registration.fn(manifest, f"bench registration {index}")
+    announce_registration(manifest, f"bench registration {index}")
     probe = canary_live(bench.world.serving_url, manifest.version)
     live = secs(since, wait_for("canary", probe, bench.args.timeout_s, 0.05))
     bench.add("2 registered→canary live", live)
@@ -385,20 +384,20 @@ def figures(samples: dict[str, list[float]]) -> dict[str, dict]:
 MEANING = {
     "1 drift→retrain created": "event in, automation fired, run created (server)",
     "1 drift→retrain started": "+ worker poll, subprocess start, imports",
-    "1 retrain created→Pending": "worker poll (1 s) + claim",
+    "1 retrain created→Pending": "worker poll (0.25 s) + claim",
     "1 retrain Pending→Running": "subprocess start + imports + flow load",
     "2 registered→deploy created": "event in, automation fired",
     "2 registered→deploy started": "+ worker poll, subprocess, imports",
     "2 registered→canary live": "+ deploy flow: verify bytes, load, probe, route",
     "2 registered→analysis created": "+ deploy ends, canary.started event, automation",
     "2 registered→analysis started": "+ worker poll, subprocess, imports",
-    "2 analysis created→Pending": "worker poll (1 s) + claim",
+    "2 analysis created→Pending": "worker poll (0.25 s) + claim",
     "2 analysis Pending→Running": "subprocess start + imports + flow load",
     "3a ci-checks wall": "run_deployment call to return",
     "3a ci-checks total_run_time": "the flow's own Running time",
     "3a ci-checks overhead": "wall − total_run_time",
     "3a ci-checks call→created": "client + POST /deployments/{id}/create_flow_run",
-    "3a ci-checks created→Pending": "worker poll (1 s) + claim",
+    "3a ci-checks created→Pending": "worker poll (0.25 s) + claim",
     "3a ci-checks Pending→Running": "subprocess start + imports + flow load",
     "3a ci-checks end→returned": "state to Completed → run_deployment's next poll",
     "3b no-op @flow in-process": "whole call",
@@ -460,16 +459,12 @@ def run_stages(bench: Bench) -> None:
 
 @contextmanager
 def bench_on_stack(args: argparse.Namespace) -> Iterator[Bench]:
-    """The local stack in a temporary directory, with v1 served; all stopped on the way out."""
+    """The local stack with the deployments and a worker, and the data the runs use."""
+    from bench.stack import bench_stack
     from flows.scenario.world import World
-    from infra.local_stack import environment, local_stack
 
     env = {"MLOPS_CANARY_MAX_WAIT_S": str(args.canary_max_wait_s)}  # the worker inherits it
-    with (
-        tempfile.TemporaryDirectory(prefix="bench-loop-") as work,
-        environment(env),
-        local_stack(runtime_dir=Path(work)) as stack,
-    ):
+    with bench_stack("loop", env, worker=True) as stack:
         world = World.from_environment(stack.serving_url, rows=args.rows)
         batch = world.publish("bench-batch", world.houses(seed=1))
         users = world.houses(seed=2, rows=5000)
@@ -495,16 +490,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def quiet_prefect() -> None:
-    """Keep flow and task run logs off the console (importing prefect sets them to INFO)."""
-    import logging
-
-    import prefect.main  # noqa: F401  (configures logging once; the level must come after)
-
-    logging.getLogger("prefect").setLevel(logging.WARNING)
-
-
 def main(argv: list[str] | None = None) -> int:
+    from bench.stack import quiet_prefect
+
     args = parse_args(argv)
     began = time.monotonic()
     quiet_prefect()

@@ -30,7 +30,8 @@ import joblib
 import pandas as pd
 from threadpoolctl import threadpool_limits
 
-from infra.local_s3 import ServerKind, start_s3_server
+from infra.local_s3 import start_s3_server
+from infra.s3_commands import ServerKind
 from tasks.data.contract import DataContract, load_contract
 from tasks.data.synthetic import generate_house_prices
 from tasks.registry.versions import DataSummary, ModelRegistry, ModelSpec

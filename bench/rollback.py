@@ -1,6 +1,7 @@
 """Benchmark: how fast a bad canary is taken out of traffic, on the real local stack.
 
-SeaweedFS, a Prefect server and the local KServe model server run on loopback; background users
+The local stack (bench/stack.py: SeaweedFS with the training and serving identities, a Prefect
+server and the local KServe model server, on loopback; no worker) serves it; background users
 (infra/traffic.py) send requests and attach the sale prices a second later. Two kinds of bad
 canary go live next to a good stable version, each `--runs` times:
 
@@ -24,7 +25,6 @@ import argparse
 import json
 import statistics
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -159,15 +159,6 @@ class Stack:
     frame: pd.DataFrame  # what the models were trained on, for the manifests
 
 
-@contextmanager
-def prefect_api(home: Path) -> Iterator[None]:
-    """A real Prefect server; this process talks to it as tests/conftest.py does."""
-    from infra.prefect_server import prefect_session
-
-    with prefect_session(home):
-        yield
-
-
 def register(
     registry: ModelRegistry, contract: DataContract, model: object, frame: pd.DataFrame
 ) -> int:
@@ -206,39 +197,24 @@ def train_models(contract: DataContract) -> tuple[object, object, NaNAbove, pd.D
 
 
 @contextmanager
-def local_stack(args: argparse.Namespace, work: Path) -> Iterator[Stack]:
-    """SeaweedFS, Prefect and the model server serving a good stable version; all stopped after."""
+def stack_with_stable(args: argparse.Namespace) -> Iterator[Stack]:
+    """The local stack without a worker (the flows run here), a good version served stable."""
+    from bench.stack import bench_stack
     from flows.deploy import deploy
-    from infra.local_s3 import start_s3_server
-    from infra.local_stack import environment
-    from infra.model_server import start_model_server
     from tasks.data.contract import load_contract
     from tasks.decisions.routing import ServeOptions
-    from tasks.registry.versions import ModelRegistry
-    from tasks.s3 import connect
+    from tasks.registry.versions import open_registry
     from tasks.settings import DEFAULT_CONTRACT, get_settings
 
     model_name, contract = "bench-rollback", load_contract(DEFAULT_CONTRACT)
-    s3 = start_s3_server("seaweedfs")
-    try:
-        env = {**s3.env(), "MLOPS_MODEL_NAME": model_name, "MLOPS_CANARY_POLL_S": str(args.poll_s)}
-        with environment(env), prefect_api(work / "prefect-home"):
-            registry = ModelRegistry(connect(get_settings()), model_name)
-            registry.store.ensure_bucket(versioning=True)
-            good, worse, broken, frame = train_models(contract)
-            stable = register(registry, contract, good, frame)
-            options = ServeOptions(log_flush_seconds=args.flush_s)
-            server = start_model_server(env, model_name, options=options)
-            try:
-                with environment({"MLOPS_SERVING_URL": server.url}):
-                    deploy(version=stable, reason="bench: stable")
-                    yield Stack(
-                        registry, contract, server.url, model_name, stable, worse, broken, frame
-                    )
-            finally:
-                server.stop()
-    finally:
-        s3.stop()
+    env = {"MLOPS_MODEL_NAME": model_name, "MLOPS_CANARY_POLL_S": str(args.poll_s)}
+    options = ServeOptions(log_flush_seconds=args.flush_s)
+    with bench_stack("rollback", env, worker=False, serve_options=options) as stack:
+        registry = open_registry(get_settings(), create_bucket=True)
+        good, worse, broken, frame = train_models(contract)
+        stable = register(registry, contract, good, frame)
+        deploy(version=stable, reason="bench: stable")
+        yield Stack(registry, contract, stack.serving_url, model_name, stable, worse, broken, frame)
 
 
 def users(stack: Stack, seed: int) -> Traffic:
@@ -432,10 +408,7 @@ def print_setup(stack: Stack, args: argparse.Namespace, seconds: float) -> None:
 def run_all(args: argparse.Namespace) -> list[RunResult]:
     """Every case `args.runs` times on one stack, within the time budget."""
     started, results = time.monotonic(), []
-    with (
-        tempfile.TemporaryDirectory(prefix="bench-rollback-") as work,
-        local_stack(args, Path(work)) as stack,
-    ):
+    with stack_with_stable(args) as stack:
         print_setup(stack, args, time.monotonic() - started)
         for case in args.cases:
             print(f"\n{CASES[case]}")
@@ -465,17 +438,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def quiet_prefect() -> None:
-    """Keep flow and task run logs off the console (importing prefect sets them to INFO)."""
-    import logging
-
-    import prefect.main  # noqa: F401  (configures logging once; the level must come after)
-
-    logging.getLogger("prefect").setLevel(logging.WARNING)
-
-
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmark; 0 if every bad canary was rolled back in time with no user failing."""
+    from bench.stack import quiet_prefect
+
     args = parse_args(argv)
     began = time.monotonic()
     if not args.verbose:

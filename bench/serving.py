@@ -22,7 +22,8 @@ from pathlib import Path
 import httpx
 
 from infra.local_s3 import start_s3_server
-from infra.model_server import limit_model_threads, start_model_server
+from infra.model_server import start_model_server
+from infra.model_server_main import limit_model_threads
 from tasks.decisions.routing import Routing, ServeOptions
 
 

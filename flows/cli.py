@@ -119,7 +119,7 @@ def history(_: argparse.Namespace) -> int:
 
 
 def serve(_: argparse.Namespace) -> int:
-    from infra.model_server import main as serve_main
+    from infra.model_server_main import main as serve_main
     from tasks.settings import get_settings
 
     settings = get_settings()

@@ -57,7 +57,10 @@ def _prefect(stack: ExitStack, runtime_dir: Path) -> None:
 
 @contextmanager
 def local_stack(
-    runtime_dir: Path = RUNTIME_DIR, serve: bool = True, worker: bool = True
+    runtime_dir: Path = RUNTIME_DIR,
+    serve: bool = True,
+    worker: bool = True,
+    serve_options: ServeOptions | None = None,
 ) -> Iterator[LocalStack]:
     """Start what is missing, point this process at it, and stop it all on the way out."""
     runtime_dir.mkdir(parents=True, exist_ok=True)
@@ -81,7 +84,7 @@ def local_stack(
         connect(settings).ensure_bucket()
         serving_url = None
         if serve:
-            options = ServeOptions(log_flush_seconds=1.0)
+            options = serve_options or ServeOptions(log_flush_seconds=1.0)
             server_env = {**os.environ, **serving_env}
             server = start_model_server(server_env, settings.model_name, options=options)
             stack.callback(server.stop)

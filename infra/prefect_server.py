@@ -3,18 +3,14 @@
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import httpx
-
-from infra.local_s3 import free_port
+from infra.processes import answers, launch, on_free_port, stop, wait_until
 
 
 class PrefectServerError(RuntimeError):
@@ -35,21 +31,8 @@ class PrefectServer:
         return {"PREFECT_API_URL": self.api_url, "PREFECT_HOME": str(self.home)}
 
     def stop(self, timeout: float = 15.0) -> None:
-        stop_process_group(self.process, timeout)
-
-
-def stop_process_group(process: subprocess.Popen, timeout: float) -> None:
-    """SIGTERM the whole group, wait, then SIGKILL: uvicorn children must not outlive us."""
-    if process.poll() is not None:
-        return
-    try:
-        os.killpg(process.pid, signal.SIGTERM)
-        process.wait(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait(timeout=timeout)
-    except ProcessLookupError:
-        pass
+        """SIGTERM the whole group, then SIGKILL: uvicorn children must not outlive us."""
+        stop(self.process, timeout)
 
 
 def prefect_environment(home: Path) -> dict[str, str]:
@@ -72,13 +55,7 @@ def start_prefect_server(
     """
     if port is not None:
         return _start_once(home, port, timeout)
-    for attempt in range(attempts):
-        try:
-            return _start_once(home, free_port(), timeout)
-        except PrefectServerError as error:
-            if attempt == attempts - 1 or "address already in use" not in str(error):
-                raise
-    raise AssertionError("unreachable")
+    return on_free_port(lambda free: _start_once(home, free, timeout), attempts)
 
 
 @contextmanager
@@ -118,26 +95,12 @@ def _start_once(home: Path, port: int, timeout: float) -> PrefectServer:
     env = {**os.environ, **prefect_environment(home)}
     env.pop("PREFECT_API_URL", None)
     prefect = Path(sys.executable).with_name("prefect")
-    log = (home / "server.log").open("wb")
-    process = subprocess.Popen(
-        [str(prefect), "server", "start", "--host", "127.0.0.1", "--port", str(port)],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        stdin=subprocess.DEVNULL,
-        env=env,
-        start_new_session=True,
-    )
+    log_path = home / "server.log"
+    # A fresh log per start: on_free_port reads its end for this attempt's "address in use".
+    log_path.unlink(missing_ok=True)
+    command = [str(prefect), "server", "start", "--host", "127.0.0.1", "--port", str(port)]
+    process = launch(command, env, None, log_path)
     server = PrefectServer(f"http://127.0.0.1:{port}", home, process)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            tail = (home / "server.log").read_text(errors="replace")[-1500:]
-            raise PrefectServerError(f"prefect server exited with {process.returncode}: {tail}")
-        try:
-            if httpx.get(f"{server.api_url}/health", timeout=2).status_code == 200:
-                return server
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.5)
-    server.stop()
-    raise PrefectServerError(f"prefect server not healthy after {timeout:.0f}s ({home}/server.log)")
+    probe = answers(f"{server.api_url}/health", lambda status: status == 200, timeout=2.0)
+    wait_until(process, probe, timeout, "prefect server", log_path, PrefectServerError)
+    return server

@@ -27,7 +27,9 @@ from minio.credentials import StaticProvider
 from minio.error import S3Error
 from minio.minioadmin import MinioAdmin
 
-from infra.local_s3 import LocalS3Error, S3Server
+from infra.local_s3 import S3Server
+from infra.s3_binaries import LocalS3Error
+from infra.s3_commands import SEAWEEDFS_CONFIG
 from tasks.s3 import connect
 from tasks.settings import get_settings
 
@@ -38,7 +40,6 @@ POLICY_FILES: dict[Role, str] = {
     "training": "training-readwrite.json",
     "serving": "serving-readonly.json",
 }
-SEAWEEDFS_CONFIG = "s3-identities.json"  # written by infra/local_s3.py in the data directory
 REGION = "us-east-1"
 
 

@@ -2,7 +2,7 @@
 
 kserve 0.21's ModelServer binds every interface, so the app is built the way ModelServer builds
 it (a ModelRepository, a DataPlane, RESTServer.create_application) and served by the caller with
-uvicorn on 127.0.0.1 (see infra/model_server.py).
+uvicorn on 127.0.0.1 (see infra/model_server_main.py).
 """
 
 from __future__ import annotations

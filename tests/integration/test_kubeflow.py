@@ -21,7 +21,8 @@ import pytest
 import yaml
 from pydantic import ValidationError
 
-from infra.local_s3 import S3Server, free_port
+from infra.local_s3 import S3Server
+from infra.processes import free_port
 from tasks.data.synthetic import CorruptionSpec, generate_house_prices
 from tasks.decisions.gate import GateVerdict
 from tasks.kubeflow.client import (

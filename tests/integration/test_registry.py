@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 import pytest
 from sklearn.linear_model import LinearRegression
 
-from infra.local_s3 import free_port
+from infra.processes import free_port
 from tasks.registry.versions import (
     DataSummary,
     IntegrityError,

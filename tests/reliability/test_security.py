@@ -91,7 +91,7 @@ def test_every_server_the_project_starts_binds_loopback_only(
                 started.stop()
     addresses = {address for found in listening.values() for address in found}
     outside = sorted(a for a in addresses if a.rsplit(":", 1)[0] not in LOOPBACK)
-    kinds = {"weed": 0, "minio": 0, "infra.model_server": 0, "prefect": 0}
+    kinds = {"weed": 0, "minio": 0, "infra.model_server_main": 0, "prefect": 0}
     for name in listening:
         for kind in kinds:
             kinds[kind] += kind in name
