@@ -34,9 +34,20 @@ CRASH_SILENT_RUNS = "mlops: a run that stopped heartbeating has crashed"
 HEARTBEAT_S = 180  # PREFECT_FLOWS_HEARTBEAT_FREQUENCY: Prefect 3.9 flow runs heartbeat this often
 
 
+def local_pool_template() -> dict:
+    """The process pool's default job template, with the flow-run command of the local stack
+    (infra/flow_run_launcher.py: one interpreter fewer per run than Prefect's default)."""
+    from prefect.workers.process import ProcessWorker
+
+    template = ProcessWorker.get_default_base_job_template()
+    command = template["variables"]["properties"]["command"]
+    command["default"] = f"{sys.executable} -m infra.flow_run_launcher"
+    return template
+
+
 def ensure_work_pools(with_kubernetes: bool = True) -> list[str]:
     """Create the process pool (and the Kubernetes pool, from infra/) when they are missing."""
-    wanted = [(LOCAL_POOL, "process", None)]
+    wanted = [(LOCAL_POOL, "process", local_pool_template())]
     if with_kubernetes and K8S_TEMPLATE.exists():
         wanted.append((KUBERNETES_POOL, "kubernetes", json.loads(K8S_TEMPLATE.read_text())))
     created = []
