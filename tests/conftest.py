@@ -1,21 +1,27 @@
-"""Shared fixtures: real S3 servers and a real Prefect server, started once per session."""
+"""Shared fixtures: real S3 servers and a real Prefect server, started once per session.
+
+Fixtures and hooks only; the helpers tests share live in tests/support/, and a test module
+imports from there, never from another test module or from a conftest.
+"""
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
-from infra.local_s3 import S3Server, start_s3_server
-from infra.local_stack import environment
-from infra.prefect_server import PrefectServer, prefect_session
-from tasks.data.contract import DataContract, load_contract
-from tasks.settings import DEFAULT_CONTRACT, Settings, get_settings
+# Plain asserts in the shared helpers report their values, as they do in a test.
+pytest.register_assert_rewrite("tests.support")
 
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
-SHARED = PROJECT_ROOT.parent / "shared"
+from infra.local_s3 import S3Server, start_s3_server  # noqa: E402
+from infra.local_stack import environment  # noqa: E402
+from infra.prefect_server import PrefectServer, prefect_session  # noqa: E402
+from tasks.data.contract import DataContract, load_contract  # noqa: E402
+from tasks.settings import DEFAULT_CONTRACT, Settings, get_settings  # noqa: E402
+
+# The served champion the bad-input modules of tests/reliability share (`bad_input_world`).
+pytest_plugins = ["tests.support.bad_world"]
 
 
 @pytest.fixture(scope="session")
@@ -39,15 +45,6 @@ def s3_server() -> Iterator[S3Server]:
     server.stop()
 
 
-def settings_for(server: S3Server, **overrides: object) -> Settings:
-    return get_settings(
-        s3_endpoint=server.url,
-        s3_access_key=server.access_key,
-        s3_secret_key=server.secret_key,
-        **overrides,
-    )
-
-
 @pytest.fixture
 def model_name() -> str:
     """A fresh model name per test, so tests sharing a server never see each other's versions."""
@@ -63,18 +60,6 @@ def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Prefect
     """
     with prefect_session(tmp_path_factory.mktemp("prefect-home")) as server:
         yield server
-
-
-def remove_deployments_and_automations() -> None:
-    """Delete every deployment and automation on the session's Prefect server, so no later
-    test's events trigger a leftover deployment."""
-    from prefect import get_client
-
-    with get_client(sync_client=True) as client:
-        for automation in client.read_automations():
-            client.delete_automation(automation.id)
-        for deployment in client.read_deployments():
-            client.delete_deployment(deployment.id)
 
 
 @pytest.fixture

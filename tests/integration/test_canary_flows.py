@@ -24,29 +24,10 @@ from tasks.release.acts import ReleaseError
 from tasks.s3 import connect
 from tasks.settings import Settings
 from tasks.training.model import library_versions, train_model
-from tests.integration.test_flows import events_named
+from tests.support.models import register
+from tests.support.stack import events_named
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
-
-
-def register(
-    registry: ModelRegistry, contract: DataContract, seed: int, price_factor: float
-) -> int:
-    """A real model; price_factor != 1 makes one that prices every house wrongly."""
-    frame = generate_house_prices(1500, seed=seed)
-    frame["price"] *= price_factor
-    model = train_model(frame, contract, seed=seed).model
-    spec = ModelSpec(
-        features=contract.feature_names,
-        target="price",
-        metrics={"r2": 0.9},
-        data=DataSummary(digest=data_digest(frame), rows=len(frame)),
-        contract={"name": contract.name},
-        git_revision="test",
-        params={},
-        library_versions=library_versions(),
-    )
-    return registry.register(model, spec).version
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.reliability.record import CaseRecorder, Row, write_report
+from tests.support.record import CaseRecorder, Row, write_report
 
 ROWS_KEY = pytest.StashKey[list[Row]]()
 

@@ -39,9 +39,8 @@ from tasks.registry.versions import ModelRegistry
 from tasks.release.acts import promote
 from tasks.s3 import connect
 from tasks.settings import Settings
-from tests.integration.test_canary_flows import register
-from tests.integration.test_flows import events_named
-from tests.reliability.prefect_faults import (
+from tests.support.models import register
+from tests.support.prefect_faults import (
     alive,
     automations,
     deployed,
@@ -61,6 +60,7 @@ from tests.reliability.prefect_faults import (
     verified_aliases,
     wait_until,
 )
+from tests.support.stack import events_named
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
