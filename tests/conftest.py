@@ -19,6 +19,7 @@ from infra.local_stack import environment  # noqa: E402
 from infra.prefect_server import PrefectServer, prefect_session  # noqa: E402
 from tasks.data.contract import DataContract, load_contract  # noqa: E402
 from tasks.settings import DEFAULT_CONTRACT, Settings, get_settings  # noqa: E402
+from tests.support.models import HouseModels  # noqa: E402
 
 # The served champion the bad-input modules of tests/reliability share (`bad_input_world`).
 pytest_plugins = ["tests.support.bad_world"]
@@ -27,6 +28,13 @@ pytest_plugins = ["tests.support.bad_world"]
 @pytest.fixture(scope="session")
 def contract() -> DataContract:
     return load_contract(DEFAULT_CONTRACT)
+
+
+@pytest.fixture(scope="session")
+def house_models(contract: DataContract) -> HouseModels:
+    """Small real models, each trained once per session, for tests that register and serve them
+    and do not need a freshly trained one (tests/support/models.py)."""
+    return HouseModels(contract)
 
 
 @pytest.fixture(scope="session", params=["seaweedfs", "minio"])

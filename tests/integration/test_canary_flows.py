@@ -24,20 +24,20 @@ from tasks.release.acts import ReleaseError
 from tasks.s3 import connect
 from tasks.settings import Settings
 from tasks.training.model import library_versions, train_model
-from tests.support.models import register
+from tests.support.models import HouseModels, register
 from tests.support.stack import events_named
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
 @pytest.fixture
-def served(flow_env: Settings, s3_server, contract: DataContract, monkeypatch) -> Iterator[dict]:
+def served(flow_env: Settings, s3_server, house_models: HouseModels, monkeypatch) -> Iterator[dict]:
     registry = ModelRegistry(connect(flow_env), flow_env.model_name)
     registry.store.ensure_bucket()
     versions = {
-        "v1": register(registry, contract, 41, 1.0),
-        "v2": register(registry, contract, 42, 1.0),
-        "bad": register(registry, contract, 43, 1.6),
+        "v1": register(registry, house_models, 41, 1.0),
+        "v2": register(registry, house_models, 42, 1.0),
+        "bad": register(registry, house_models, 43, 1.6),
     }
     options = ServeOptions(log_flush_seconds=0.5)
     server = start_model_server(
