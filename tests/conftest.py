@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -19,10 +20,29 @@ from infra.local_stack import environment  # noqa: E402
 from infra.prefect_server import PrefectServer, prefect_session  # noqa: E402
 from tasks.data.contract import DataContract, load_contract  # noqa: E402
 from tasks.settings import DEFAULT_CONTRACT, Settings, get_settings  # noqa: E402
+from tests.support.lanes import LANE_MARKERS, lane_of  # noqa: E402
 from tests.support.models import HouseModels  # noqa: E402
 
 # The served champion the bad-input modules of tests/reliability share (`bad_input_world`).
 pytest_plugins = ["tests.support.bad_world"]
+TESTS = Path(__file__).resolve().parent
+
+
+@pytest.hookimpl(tryfirst=True)  # before `-m` deselects by marker
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark every test `fast` or `slow` by its folder (tests/support/lanes.py)."""
+    problems = []
+    for item in items:
+        by_hand = sorted({mark.name for mark in item.iter_markers()} & LANE_MARKERS)
+        if by_hand:
+            problems.append(f"{item.nodeid} is marked {by_hand} by hand; its folder sets its lane")
+            continue
+        try:
+            item.add_marker(lane_of(item.path, TESTS))
+        except ValueError as error:
+            problems.append(f"{item.nodeid}: {error}")
+    if problems:
+        raise pytest.UsageError("tests without a lane:\n" + "\n".join(problems))
 
 
 @pytest.fixture(scope="session")

@@ -27,7 +27,7 @@ from tasks.training.model import library_versions, train_model
 from tests.support.models import HouseModels, register
 from tests.support.stack import events_named
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow]
+pytestmark = pytest.mark.integration
 
 
 @pytest.fixture

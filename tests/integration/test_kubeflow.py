@@ -124,7 +124,6 @@ def upload(store: ObjectStore, key: str, corruption: CorruptionSpec | None = Non
     return f"s3://{store.bucket}/{key}"
 
 
-@pytest.mark.slow
 def test_local_run_registers_a_version_and_enforces_the_gate(
     store: ObjectStore, run_locally, model_name: str, capsys: pytest.CaptureFixture
 ) -> None:

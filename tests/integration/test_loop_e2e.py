@@ -19,7 +19,7 @@ from infra.local_stack import local_stack
 from tasks.settings import Settings
 from tests.support.stack import remove_deployments_and_automations
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow]
+pytestmark = pytest.mark.integration
 
 
 def runs_of(deployment: str, model: str) -> list:

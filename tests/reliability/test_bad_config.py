@@ -133,7 +133,6 @@ FLOW_CASES = (
 
 
 @pytest.mark.integration
-@pytest.mark.slow
 @pytest.mark.parametrize("case", FLOW_CASES, ids=lambda case: case.id)
 def test_flow_with_bad_configuration_changes_nothing(
     case: FlowCase, world: World, contracts: Path, reliability

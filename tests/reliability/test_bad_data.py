@@ -24,7 +24,7 @@ from tests.support.corpus import DATA_BATCHES, MILLION, BadBatch, identical_rows
 if TYPE_CHECKING:
     from tests.support.bad_world import World
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow]
+pytestmark = pytest.mark.integration
 
 
 @pytest.fixture

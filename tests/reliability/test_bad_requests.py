@@ -18,7 +18,7 @@ from tests.support.corpus import BAD_CALLS, BadCall, Row
 if TYPE_CHECKING:
     from tests.support.bad_world import World
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow]
+pytestmark = pytest.mark.integration
 
 
 @pytest.fixture

@@ -27,7 +27,7 @@ from tests.support.prefect_faults import (
     wait_until,
 )
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow]
+pytestmark = pytest.mark.integration
 
 BURST = 10
 

@@ -61,7 +61,7 @@ from tests.support.prefect_faults import (
 )
 from tests.support.stack import events_named
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow]
+pytestmark = pytest.mark.integration
 
 SILENT_S = 35  # the silent-run automation's window in these cases (production: 3 heartbeats)
 START_S = 240  # a worker's first flow run on a busy two-core machine can take a minute

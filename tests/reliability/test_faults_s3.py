@@ -33,7 +33,7 @@ from tasks.settings import get_settings
 from tests.support.live_traffic import ServedWorld, logged_once, serve_world
 from tests.support.stack import settings_for
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow]
+pytestmark = pytest.mark.integration
 
 AREA = "fault injection"
 SPEC = ModelSpec(

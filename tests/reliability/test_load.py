@@ -28,7 +28,7 @@ from tasks.s3 import connect
 from tasks.training.model import library_versions, train_model
 from tests.support.stack import settings_for
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow]
+pytestmark = pytest.mark.integration
 
 CLIENTS = 8
 MAX_REQUESTS = 30_000

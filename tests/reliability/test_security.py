@@ -71,7 +71,6 @@ def _listening() -> dict[str, set[str]]:
 
 
 @pytest.mark.integration
-@pytest.mark.slow
 def test_every_server_the_project_starts_binds_loopback_only(
     prefect_server, tmp_path: Path, reliability
 ) -> None:

@@ -23,7 +23,7 @@ from tests.support.corpus import TAMPERINGS, Tampering
 if TYPE_CHECKING:
     from tests.support.bad_world import World
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow]
+pytestmark = pytest.mark.integration
 AREA = "bad input: tampering"
 
 

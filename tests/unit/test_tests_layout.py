@@ -1,5 +1,6 @@
-"""The tests' own shape: what test modules share lives in tests/support/, never in another test
-module or a conftest. Each rule also runs once on a small tree that breaks it, so it can fail."""
+"""The tests' own shape: every test file sits in a lane's folder, and what test modules share
+lives in tests/support/, never in another test module or a conftest. Each rule also runs once on
+something that breaks it, so it can fail."""
 
 from __future__ import annotations
 
@@ -8,8 +9,10 @@ from pathlib import Path
 import pytest
 
 from tests.support.imports import imports_of_test_modules
+from tests.support.lanes import LANES, lane_of
 
 ROOT = Path(__file__).resolve().parents[2]
+TESTS = ROOT / "tests"
 
 
 def _tree(tmp_path: Path, files: dict[str, str]) -> Path:
@@ -52,3 +55,29 @@ def test_the_rule_catches_a_test_module_importing_another(
         },
     )
     assert imports_of_test_modules(root) == [f"tests.reliability.test_bad imports {expected}"]
+
+
+def test_every_test_file_is_in_one_lane_and_both_lanes_have_tests() -> None:
+    lanes = {path: lane_of(path, TESTS) for path in TESTS.rglob("test_*.py")}
+    assert set(lanes.values()) == {"fast", "slow"}
+    assert {path.relative_to(TESTS).parts[0] for path in lanes} == set(LANES)
+
+
+@pytest.mark.parametrize(
+    ("path", "lane"),
+    [
+        ("unit/test_gate.py", "fast"),
+        ("data/test_drift.py", "fast"),
+        ("model/test_behaviour.py", "fast"),
+        ("integration/test_flows.py", "slow"),
+        ("reliability/sub/test_load.py", "slow"),
+    ],
+)
+def test_the_folder_sets_the_lane(path: str, lane: str) -> None:
+    assert lane_of(TESTS / path, TESTS) == lane
+
+
+@pytest.mark.parametrize("path", ["test_top.py", "stray/test_x.py", "../flows/test_x.py"])
+def test_a_test_outside_the_lanes_folders_has_no_lane(path: str) -> None:
+    with pytest.raises(ValueError, match=r"in no lane|is not under"):
+        lane_of(TESTS / path, TESTS)
