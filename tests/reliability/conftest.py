@@ -1,16 +1,17 @@
-"""The reliability record: every case in this tier writes one row of docs/RELIABILITY.md.
+"""The reliability record: every case in this tier writes one row of the record.
 
 A test asks for the `reliability` fixture and calls `record(...)` with what it did, what it
 expected and what it observed (numbers, not adjectives). The outcome column comes from pytest
 itself, so a failing case shows as FAILED in the table instead of vanishing from it. At the end
-of the session the rows are written to docs/RELIABILITY.md (or MLOPS_RELIABILITY_REPORT).
+of the session the rows are written to build/reliability.md (or MLOPS_RELIABILITY_REPORT); the
+tracked docs/RELIABILITY.md changes only by `python -m tests.support.record --publish`.
 """
 
 from __future__ import annotations
 
 import pytest
 
-from tests.support.record import CaseRecorder, Row, write_report
+from tests.support.record import PUBLISH_COMMAND, CaseRecorder, Row, write_report
 
 ROWS_KEY = pytest.StashKey[list[Row]]()
 
@@ -52,7 +53,10 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if rows:
         path = write_report(rows, session.config.rootpath)
         failed = sum(row.outcome != "passed" for row in rows)
-        session.config.stash[REPORT_PATH] = f"{len(rows)} cases ({failed} not passed) → {path}"
+        session.config.stash[REPORT_PATH] = (
+            f"{len(rows)} cases ({failed} not passed) → {path}; "
+            f"to make it docs/RELIABILITY.md: {PUBLISH_COMMAND}"
+        )
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:
