@@ -34,6 +34,8 @@ AREAS = [
     "load",
     "security",
 ]
+# A case that failed before it recorded anything still gets a row, under this heading.
+UNRECORDED = "failed before recording a row"
 
 
 @dataclass(eq=False)
@@ -92,7 +94,7 @@ def render(rows: list[Row], root: Path) -> str:
         f"- cases: {len(rows)}, not passed: {failed}",
         "",
     ]
-    for area in AREAS:
+    for area in [*AREAS, UNRECORDED]:
         chosen = [row for row in rows if row.area == area]
         if not chosen:
             continue

@@ -7,7 +7,15 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.record import PUBLISH_COMMAND, Row, main, publish, render, write_report
+from tests.support.record import (
+    PUBLISH_COMMAND,
+    UNRECORDED,
+    Row,
+    main,
+    publish,
+    render,
+    write_report,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -56,3 +64,12 @@ def test_the_published_record_and_the_readme_say_how_it_is_made() -> None:
     assert published.split("- run:")[0] == render([], ROOT).split("- run:")[0]
     assert PUBLISH_COMMAND in " ".join(published.split())
     assert PUBLISH_COMMAND in " ".join((ROOT / "README.md").read_text().split())
+
+
+def test_a_case_that_failed_before_recording_is_counted_and_listed(tmp_path: Path) -> None:
+    lost = Row(
+        UNRECORDED, "test_x[case]", "the test", "its rows", "ValueError: boom", "t", "FAILED"
+    )
+    text = render([_row(), lost], tmp_path)
+    assert "- cases: 2, not passed: 1" in text
+    assert f"## {UNRECORDED[0].upper()}{UNRECORDED[1:]}" in text and "ValueError: boom" in text
