@@ -1,4 +1,8 @@
-"""Shared fixtures: real S3 servers and a real Prefect server, started once per session."""
+"""Shared fixtures: real S3 servers and a real Prefect server, started once per session.
+
+Fixtures and hooks only; the helpers tests share live in tests/support/, and a test module
+imports from there, never from another test module or from a conftest.
+"""
 
 from __future__ import annotations
 
@@ -8,19 +12,49 @@ from pathlib import Path
 
 import pytest
 
-from infra.local_s3 import S3Server, start_s3_server
-from infra.local_stack import environment
-from infra.prefect_server import PrefectServer, prefect_session
-from tasks.data.contract import DataContract, load_contract
-from tasks.settings import DEFAULT_CONTRACT, Settings, get_settings
+# Plain asserts in the shared helpers report their values, as they do in a test.
+pytest.register_assert_rewrite("tests.support")
 
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
-SHARED = PROJECT_ROOT.parent / "shared"
+from infra.local_s3 import S3Server, start_s3_server  # noqa: E402
+from infra.local_stack import environment  # noqa: E402
+from infra.prefect_server import PrefectServer, prefect_session  # noqa: E402
+from tasks.data.contract import DataContract, load_contract  # noqa: E402
+from tasks.settings import DEFAULT_CONTRACT, Settings, get_settings  # noqa: E402
+from tests.support.lanes import LANE_MARKERS, lane_of  # noqa: E402
+from tests.support.models import HouseModels  # noqa: E402
+
+# The served champion the bad-input modules of tests/reliability share (`bad_input_world`).
+pytest_plugins = ["tests.support.bad_world"]
+TESTS = Path(__file__).resolve().parent
+
+
+@pytest.hookimpl(tryfirst=True)  # before `-m` deselects by marker
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark every test `fast` or `slow` by its folder (tests/support/lanes.py)."""
+    problems = []
+    for item in items:
+        by_hand = sorted({mark.name for mark in item.iter_markers()} & LANE_MARKERS)
+        if by_hand:
+            problems.append(f"{item.nodeid} is marked {by_hand} by hand; its folder sets its lane")
+            continue
+        try:
+            item.add_marker(lane_of(item.path, TESTS))
+        except ValueError as error:
+            problems.append(f"{item.nodeid}: {error}")
+    if problems:
+        raise pytest.UsageError("tests without a lane:\n" + "\n".join(problems))
 
 
 @pytest.fixture(scope="session")
 def contract() -> DataContract:
     return load_contract(DEFAULT_CONTRACT)
+
+
+@pytest.fixture(scope="session")
+def house_models(contract: DataContract) -> HouseModels:
+    """Small real models, each trained once per session, for tests that register and serve them
+    and do not need a freshly trained one (tests/support/models.py)."""
+    return HouseModels(contract)
 
 
 @pytest.fixture(scope="session", params=["seaweedfs", "minio"])
@@ -39,15 +73,6 @@ def s3_server() -> Iterator[S3Server]:
     server.stop()
 
 
-def settings_for(server: S3Server, **overrides: object) -> Settings:
-    return get_settings(
-        s3_endpoint=server.url,
-        s3_access_key=server.access_key,
-        s3_secret_key=server.secret_key,
-        **overrides,
-    )
-
-
 @pytest.fixture
 def model_name() -> str:
     """A fresh model name per test, so tests sharing a server never see each other's versions."""
@@ -63,18 +88,6 @@ def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Prefect
     """
     with prefect_session(tmp_path_factory.mktemp("prefect-home")) as server:
         yield server
-
-
-def remove_deployments_and_automations() -> None:
-    """Delete every deployment and automation on the session's Prefect server, so no later
-    test's events trigger a leftover deployment."""
-    from prefect import get_client
-
-    with get_client(sync_client=True) as client:
-        for automation in client.read_automations():
-            client.delete_automation(automation.id)
-        for deployment in client.read_deployments():
-            client.delete_deployment(deployment.id)
 
 
 @pytest.fixture

@@ -156,7 +156,6 @@ def plain_evidently(reference, contract):
     }
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("case", list(CASES))
 def test_verdict_agrees_with_plain_evidently(reference, contract, plain_evidently, case):
     report = check_drift(reference, batch(CASES[case]), contract, POLICY)  # report on 5k sample
@@ -166,7 +165,6 @@ def test_verdict_agrees_with_plain_evidently(reference, contract, plain_evidentl
     assert report.report_agrees
 
 
-@pytest.mark.slow
 def test_report_names_the_method_and_thresholds_and_renders(reference, contract):
     report = check_drift(reference, batch(CASES["new categories"]), contract, POLICY)
     metrics = json.loads(report_json(report.snapshot))["metrics"]

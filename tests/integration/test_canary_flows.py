@@ -24,39 +24,20 @@ from tasks.release.acts import ReleaseError
 from tasks.s3 import connect
 from tasks.settings import Settings
 from tasks.training.model import library_versions, train_model
-from tests.integration.test_flows import events_named
+from tests.support.models import HouseModels, register
+from tests.support.stack import events_named
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow]
-
-
-def register(
-    registry: ModelRegistry, contract: DataContract, seed: int, price_factor: float
-) -> int:
-    """A real model; price_factor != 1 makes one that prices every house wrongly."""
-    frame = generate_house_prices(1500, seed=seed)
-    frame["price"] *= price_factor
-    model = train_model(frame, contract, seed=seed).model
-    spec = ModelSpec(
-        features=contract.feature_names,
-        target="price",
-        metrics={"r2": 0.9},
-        data=DataSummary(digest=data_digest(frame), rows=len(frame)),
-        contract={"name": contract.name},
-        git_revision="test",
-        params={},
-        library_versions=library_versions(),
-    )
-    return registry.register(model, spec).version
+pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
-def served(flow_env: Settings, s3_server, contract: DataContract, monkeypatch) -> Iterator[dict]:
+def served(flow_env: Settings, s3_server, house_models: HouseModels, monkeypatch) -> Iterator[dict]:
     registry = ModelRegistry(connect(flow_env), flow_env.model_name)
     registry.store.ensure_bucket()
     versions = {
-        "v1": register(registry, contract, 41, 1.0),
-        "v2": register(registry, contract, 42, 1.0),
-        "bad": register(registry, contract, 43, 1.6),
+        "v1": register(registry, house_models, 41, 1.0),
+        "v2": register(registry, house_models, 42, 1.0),
+        "bad": register(registry, house_models, 43, 1.6),
     }
     options = ServeOptions(log_flush_seconds=0.5)
     server = start_model_server(

@@ -13,7 +13,7 @@ from deployments.setup import (
     ROLLBACK_ON_LIVE_FAILURE,
     setup,
 )
-from tests.conftest import remove_deployments_and_automations
+from tests.support.stack import remove_deployments_and_automations
 
 pytestmark = pytest.mark.integration
 

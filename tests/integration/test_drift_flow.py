@@ -11,7 +11,7 @@ from tasks.drift.stages import ReferenceMissing
 from tasks.registry.versions import ModelRegistry, VersionNotFound
 from tasks.s3 import connect
 from tasks.settings import Settings
-from tests.integration.test_flows import events_named
+from tests.support.stack import events_named
 
 pytestmark = pytest.mark.integration
 

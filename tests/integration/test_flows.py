@@ -10,7 +10,6 @@ from pathlib import Path
 import pandas as pd
 import pytest
 from prefect import get_client
-from prefect.events.filters import EventFilter, EventNameFilter, EventResourceFilter
 
 from flows.ci_checks import ci_checks
 from flows.retrain import retrain
@@ -21,6 +20,7 @@ from tasks.registry.versions import ModelRegistry
 from tasks.s3 import S3Unavailable, connect
 from tasks.settings import Settings
 from tasks.training.stages import GateFailed
+from tests.support.stack import events_named
 
 pytestmark = pytest.mark.integration
 
@@ -36,20 +36,6 @@ def registry_of(settings: Settings) -> ModelRegistry:
     store = connect(settings)
     store.ensure_bucket()
     return ModelRegistry(store, settings.model_name)
-
-
-def events_named(name: str, model: str, expected: int = 1, timeout: float = 15.0) -> list:
-    """Events reach the server asynchronously: poll until they are there."""
-    deadline = time.monotonic() + timeout
-    while True:
-        # The filter's `until` defaults to its creation time: build it anew on every poll.
-        event_filter = EventFilter(event=EventNameFilter(name=[name]),
-                                   resource=EventResourceFilter(id=[f"mlops.model.{model}"]))  # fmt: skip
-        with get_client(sync_client=True) as client:
-            events = client.read_events(filter=event_filter, limit=50).events
-        if len(events) >= expected or time.monotonic() > deadline:
-            return events
-        time.sleep(0.5)
 
 
 def test_retrain_registers_announces_and_publishes(flow_env: Settings, good_csv: Path) -> None:

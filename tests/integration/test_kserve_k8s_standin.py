@@ -1,7 +1,7 @@
 """KubernetesServingTarget driving the real `kubernetes` client against a stand-in API server.
 
-No Kubernetes API server can run on this machine, so `tests/standins/k8s_api.py` answers the
-InferenceService endpoints over real HTTP on 127.0.0.1: it enforces KServe's CRD schema
+No Kubernetes API server can run on this machine, so `tests/support/standins/k8s_api.py` answers
+the InferenceService endpoints over real HTTP on 127.0.0.1: it enforces KServe's CRD schema
 (strict), resourceVersion preconditions, generation bumps and the status subresource, and a
 `KServeControllerModel` fills `status` the way KServe reports it (a stale status is served for a
 read after each write, as a real controller lags).
@@ -38,7 +38,7 @@ from tasks.kserve.errors import (
 from tasks.kserve.manifests import ObjectRef, ServingSpec, render_inference_service
 from tasks.kserve.target import KubernetesServingTarget
 from tasks.registry.versions import DataSummary, Manifest
-from tests.standins.k8s_api import KServeControllerModel, KubeApiStandIn, serve
+from tests.support.standins.k8s_api import KServeControllerModel, KubeApiStandIn, serve
 
 pytestmark = pytest.mark.integration
 

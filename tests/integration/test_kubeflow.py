@@ -5,8 +5,8 @@
 project's task code and write a real model version to the registry. The S3 credentials reach the
 subprocesses through the environment, standing in for the Kubernetes Secret a cluster would mount.
 
-The HTTP submission drives the real `kfp.Client` against `tests/standins/kfp_api.py`, because no
-Kubeflow Pipelines backend can run on this machine. What that does NOT prove: that a real KFP
+The HTTP submission drives the real `kfp.Client` against `tests/support/standins/kfp_api.py`, because
+no Kubeflow Pipelines backend can run on this machine. What that does NOT prove: that a real KFP
 backend schedules the spec (driver, launcher, Argo), that pods receive the Secret or that the image
 imports the project, multi-user auth; see the stand-in's docstring.
 """
@@ -36,8 +36,8 @@ from tasks.kubeflow.client import (
 from tasks.kubeflow.pipeline import PipelineConfig, build_retrain_pipeline, compile_pipeline
 from tasks.registry.versions import ModelRegistry
 from tasks.s3 import ObjectStore, connect
-from tests.conftest import settings_for
-from tests.standins.kfp_api import API, KfpApiStandIn, serve
+from tests.support.stack import settings_for
+from tests.support.standins.kfp_api import API, KfpApiStandIn, serve
 
 pytestmark = [
     pytest.mark.integration,
@@ -125,7 +125,6 @@ def upload(store: ObjectStore, key: str, corruption: CorruptionSpec | None = Non
     return f"s3://{store.bucket}/{key}"
 
 
-@pytest.mark.slow
 def test_local_run_registers_a_version_and_enforces_the_gate(
     store: ObjectStore, run_locally, model_name: str, capsys: pytest.CaptureFixture
 ) -> None:

@@ -1,7 +1,7 @@
 """The retrain flow hands its work to Kubeflow when MLOPS_KFP_HOST is set.
 
-The KFP API is `tests/standins/kfp_api.py` (no KFP backend can run here). To stand in for the
-pipeline's pods, the success case registers a real model in the real registry when the run is
+The KFP API is `tests/support/standins/kfp_api.py` (no KFP backend can run here). To stand in for
+the pipeline's pods, the success case registers a real model in the real registry when the run is
 created. What this does not prove: that a real cluster runs the pipeline (see
 test_kubeflow.py, which runs the same pipeline for real with kfp.local).
 """
@@ -16,8 +16,8 @@ from tasks.kubeflow.retrain import KubeflowRunFailed
 from tasks.registry.versions import DataSummary, ModelRegistry, ModelSpec
 from tasks.s3 import connect
 from tasks.settings import Settings
-from tests.integration.test_flows import events_named
-from tests.standins.kfp_api import API, KfpApiStandIn, serve
+from tests.support.stack import events_named
+from tests.support.standins.kfp_api import API, KfpApiStandIn, serve
 
 pytestmark = pytest.mark.integration
 

@@ -17,9 +17,9 @@ from flows.scenario.play import Scenario, play
 from flows.scenario.world import World
 from infra.local_stack import local_stack
 from tasks.settings import Settings
-from tests.conftest import remove_deployments_and_automations
+from tests.support.stack import remove_deployments_and_automations
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow]
+pytestmark = pytest.mark.integration
 
 
 def runs_of(deployment: str, model: str) -> list:

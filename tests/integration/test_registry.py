@@ -17,7 +17,7 @@ from tasks.registry.versions import (
     VersionNotFound,
 )
 from tasks.s3 import S3Unavailable, connect
-from tests.conftest import settings_for
+from tests.support.stack import settings_for
 
 pytestmark = pytest.mark.integration
 

@@ -22,13 +22,12 @@ from infra.local_stack import environment
 from tasks.data.contract import ContractError, load_contract
 from tasks.data.validation import DataValidationError
 from tasks.settings import DEFAULT_CONTRACT, get_settings
-from tests.reliability.corpus import BAD_CONTRACTS, BAD_SETTINGS, BadContract, BadSetting
+from tests.support.corpus import BAD_CONTRACTS, BAD_SETTINGS, BadContract, BadSetting
 
 if TYPE_CHECKING:
-    from tests.reliability.bad_world import World
+    from tests.support.bad_world import World
 
 AREA = "bad input: settings and contracts"
-pytest_plugins = ["tests.reliability.bad_world"]
 
 
 @pytest.mark.parametrize("case", BAD_SETTINGS, ids=lambda case: case.id)
@@ -134,7 +133,6 @@ FLOW_CASES = (
 
 
 @pytest.mark.integration
-@pytest.mark.slow
 @pytest.mark.parametrize("case", FLOW_CASES, ids=lambda case: case.id)
 def test_flow_with_bad_configuration_changes_nothing(
     case: FlowCase, world: World, contracts: Path, reliability

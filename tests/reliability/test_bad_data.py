@@ -1,7 +1,7 @@
 """Bad training batches: each is uploaded to S3 and fed to the real retrain flow.
 
 One world for all of them (SeaweedFS, the shared Prefect server, a champion served by a real
-model server: tests/reliability/bad_world.py). Every batch must stop the flow with its named
+model server: tests/support/bad_world.py). Every batch must stop the flow with its named
 error and leave everything as it was: registry objects, versions and checksums, aliases, alias
 history, served routing, events.
 """
@@ -19,13 +19,12 @@ import pytest
 from flows.retrain import retrain
 from tasks.data.synthetic import generate_house_prices
 from tasks.data.validation import DataValidationError
-from tests.reliability.corpus import DATA_BATCHES, MILLION, BadBatch, identical_rows_csv
+from tests.support.corpus import DATA_BATCHES, MILLION, BadBatch, identical_rows_csv
 
 if TYPE_CHECKING:
-    from tests.reliability.bad_world import World
+    from tests.support.bad_world import World
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow]
-pytest_plugins = ["tests.reliability.bad_world"]
+pytestmark = pytest.mark.integration
 
 
 @pytest.fixture

@@ -13,13 +13,12 @@ from typing import TYPE_CHECKING
 import httpx
 import pytest
 
-from tests.reliability.corpus import BAD_CALLS, BadCall, Row
+from tests.support.corpus import BAD_CALLS, BadCall, Row
 
 if TYPE_CHECKING:
-    from tests.reliability.bad_world import World
+    from tests.support.bad_world import World
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow]
-pytest_plugins = ["tests.reliability.bad_world"]
+pytestmark = pytest.mark.integration
 
 
 @pytest.fixture

@@ -18,7 +18,7 @@ from tasks.events import model_resource
 from tasks.registry.versions import ModelRegistry
 from tasks.s3 import connect
 from tasks.settings import Settings
-from tests.reliability.prefect_faults import (
+from tests.support.prefect_faults import (
     deployed,
     private_pool,
     running_worker,
@@ -27,7 +27,7 @@ from tests.reliability.prefect_faults import (
     wait_until,
 )
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow]
+pytestmark = pytest.mark.integration
 
 BURST = 10
 

@@ -30,7 +30,6 @@ from deployments.setup import LOCAL_POOL, rollback_automation, setup, silent_run
 from flows.deploy import deploy
 from infra.model_server import ModelServer, start_model_server
 from infra.prefect_server import prefect_session
-from tasks.data.contract import DataContract
 from tasks.data.synthetic import generate_house_prices
 from tasks.decisions.routing import ServeOptions
 from tasks.events import model_resource
@@ -39,9 +38,8 @@ from tasks.registry.versions import ModelRegistry
 from tasks.release.acts import promote
 from tasks.s3 import connect
 from tasks.settings import Settings
-from tests.integration.test_canary_flows import register
-from tests.integration.test_flows import events_named
-from tests.reliability.prefect_faults import (
+from tests.support.models import HouseModels, register
+from tests.support.prefect_faults import (
     alive,
     automations,
     deployed,
@@ -61,8 +59,9 @@ from tests.reliability.prefect_faults import (
     verified_aliases,
     wait_until,
 )
+from tests.support.stack import events_named
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow]
+pytestmark = pytest.mark.integration
 
 SILENT_S = 35  # the silent-run automation's window in these cases (production: 3 heartbeats)
 START_S = 240  # a worker's first flow run on a busy two-core machine can take a minute
@@ -78,12 +77,14 @@ class Served:
 
 
 @pytest.fixture
-def served(flow_env: Settings, s3_server, contract: DataContract, monkeypatch) -> Iterator[Served]:
+def served(
+    flow_env: Settings, s3_server, house_models: HouseModels, monkeypatch
+) -> Iterator[Served]:
     """Three registered versions (two good, one pricing every house 60% too high), a model server."""
     registry = ModelRegistry(connect(flow_env), flow_env.model_name)
     registry.store.ensure_bucket()
-    good = (register(registry, contract, 41, 1.0), register(registry, contract, 42, 1.0))
-    bad = register(registry, contract, 43, 1.6)
+    good = (register(registry, house_models, 41, 1.0), register(registry, house_models, 42, 1.0))
+    bad = register(registry, house_models, 43, 1.6)
     server = start_model_server(
         {**s3_server.env(), "MLOPS_MODEL_NAME": flow_env.model_name},
         flow_env.model_name,

@@ -30,10 +30,10 @@ from tasks.registry.leases import LeaseBusy
 from tasks.registry.versions import DataSummary, ModelRegistry, ModelSpec, VersionNotFound
 from tasks.s3 import ObjectStore, S3Unavailable, connect
 from tasks.settings import get_settings
-from tests.conftest import settings_for
-from tests.reliability.live_traffic import ServedWorld, logged_once, serve_world
+from tests.support.live_traffic import ServedWorld, logged_once, serve_world
+from tests.support.stack import settings_for
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow]
+pytestmark = pytest.mark.integration
 
 AREA = "fault injection"
 SPEC = ModelSpec(

@@ -19,9 +19,9 @@ from tasks.data.contract import DataContract
 from tasks.decisions.routing import ServeOptions, routing_from_aliases
 from tasks.modelserver.client import LocalServingTarget
 from tasks.settings import get_settings
-from tests.reliability.live_traffic import Sent, ServedWorld, logged_once, serve_world
+from tests.support.live_traffic import Sent, ServedWorld, logged_once, serve_world
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow]
+pytestmark = pytest.mark.integration
 
 AREA = "fault injection"
 FLUSH_S = 1.0  # the local stack's serving-log interval

@@ -26,9 +26,9 @@ from tasks.registry.versions import DataSummary, ModelRegistry, ModelSpec
 from tasks.release.acts import roll_back, roll_out
 from tasks.s3 import connect
 from tasks.training.model import library_versions, train_model
-from tests.conftest import settings_for
+from tests.support.stack import settings_for
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow]
+pytestmark = pytest.mark.integration
 
 CLIENTS = 8
 MAX_REQUESTS = 30_000

@@ -27,7 +27,7 @@ from tasks.registry.versions import AliasConflict, DataSummary, ModelRegistry, M
 from tasks.release.acts import ReleaseError, promote, roll_back, roll_out
 from tasks.s3 import connect
 from tasks.training.model import train_model
-from tests.conftest import settings_for
+from tests.support.stack import settings_for
 
 pytestmark = pytest.mark.integration
 

@@ -258,7 +258,6 @@ def model_server_as_serving(published: Published, identities: S3Identities) -> I
         server.stop()
 
 
-@pytest.mark.slow
 def test_model_server_runs_as_the_serving_identity(
     published: Published, model_server_as_serving, contract: DataContract, reliability
 ) -> None:

@@ -17,7 +17,7 @@ from infra.model_server import start_model_server
 from infra.prefect_worker import start_worker
 from tasks.decisions.routing import ServeOptions
 from tasks.s3 import connect
-from tests.conftest import settings_for
+from tests.support.stack import settings_for
 
 ROOT = Path(__file__).resolve().parents[2]
 LOOPBACK = {"127.0.0.1", "::1"}
@@ -71,7 +71,6 @@ def _listening() -> dict[str, set[str]]:
 
 
 @pytest.mark.integration
-@pytest.mark.slow
 def test_every_server_the_project_starts_binds_loopback_only(
     prefect_server, tmp_path: Path, reliability
 ) -> None:

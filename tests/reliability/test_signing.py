@@ -23,7 +23,7 @@ from tasks.registry.versions import DataSummary, IntegrityError, ModelRegistry, 
 from tasks.s3 import connect
 from tasks.settings import get_settings
 from tasks.training.model import train_model
-from tests.conftest import settings_for
+from tests.support.stack import settings_for
 
 pytestmark = pytest.mark.integration
 

@@ -18,13 +18,12 @@ from flows.deploy import deploy
 from flows.retrain import retrain
 from tasks.modelserver.client import ServingTargetError
 from tasks.registry.versions import IntegrityError, Manifest, ModelSpec
-from tests.reliability.corpus import TAMPERINGS, Tampering
+from tests.support.corpus import TAMPERINGS, Tampering
 
 if TYPE_CHECKING:
-    from tests.reliability.bad_world import World
+    from tests.support.bad_world import World
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow]
-pytest_plugins = ["tests.reliability.bad_world"]
+pytestmark = pytest.mark.integration
 AREA = "bad input: tampering"
 
 

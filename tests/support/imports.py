@@ -75,6 +75,31 @@ def external_imports(root: Path, module: str) -> set[str]:
     return {name.split(".")[0] for name in imported_names(path, module)} - set(PACKAGES)
 
 
+def _is_test_module(module: str) -> bool:
+    name = module.rpartition(".")[2]
+    return name.startswith("test_") or name.endswith("_test")
+
+
+def imports_of_test_modules(
+    root: Path, packages: Iterable[str] = (*PACKAGES, "tests")
+) -> list[str]:
+    """Each import of a test module (test_*.py, *_test.py) or of a conftest, anywhere in the
+    project or its tests, as "importer imports imported". Whatever two test modules share
+    belongs in tests/support/; a conftest holds fixtures and hooks, which pytest finds by itself.
+    A bare `import test_flows` (pytest puts test folders on sys.path) counts too."""
+    modules = project_modules(root, packages)
+    test_names = {module.rpartition(".")[2] for module in modules if _is_test_module(module)}
+    found: set[str] = set()
+    for module, path in modules.items():
+        for name in imported_names(path, module):
+            parts = name.split(".")
+            for end, part in enumerate(parts, start=1):
+                if part == "conftest" or part in test_names:
+                    found.add(f"{module} imports {'.'.join(parts[:end])}")
+                    break
+    return sorted(found)
+
+
 def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
     """Strongly connected components with more than one module (Tarjan), each sorted."""
     index: dict[str, int] = {}

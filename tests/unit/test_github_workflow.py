@@ -17,6 +17,7 @@ import yaml
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 WORKFLOW = PROJECT_ROOT / ".github" / "workflows" / "mlops-ci-cd.yml"
 README = PROJECT_ROOT / "README.md"
+CI_RUN = PROJECT_ROOT / ".ci" / "run"
 CURRENT_MAJOR = {
     "actions/checkout": 4,
     "actions/setup-python": 5,
@@ -150,6 +151,12 @@ def test_the_test_job_runs_exactly_the_readme_test_command() -> None:
     ]
     assert python == ["3.11"]
     assert any(u.startswith("actions/setup-node@") for u in uses("test")), "MinIO comes from npm"
+
+
+def test_the_readme_test_command_runs_the_fast_lane_then_the_slow_one_as_ci_run_does() -> None:
+    command = readme_test_command()
+    assert command.index("pytest -m fast &&") < command.index("pytest -m slow")
+    assert CI_RUN.read_text().strip().splitlines()[-1] == command
 
 
 def test_deploy_runs_only_on_pushes_to_main_one_at_a_time() -> None:

@@ -30,7 +30,7 @@ from tasks.kserve.manifests import ObjectRef, ServingSpec
 from tasks.kserve.s3_access import S3Spec, render_infra_yaml
 from tasks.registry.versions import DataSummary, Manifest
 from tasks.settings import Settings, get_settings, known_variables
-from tests.standins.k8s_api import strict_schema
+from tests.support.standins.k8s_api import strict_schema
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 INFRA = PROJECT_ROOT / "infra"

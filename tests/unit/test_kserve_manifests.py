@@ -41,7 +41,7 @@ from tasks.kserve.s3_access import (
 )
 from tasks.kserve.status import desired_split, readiness, serving_state
 from tasks.registry.versions import DataSummary, Manifest
-from tests.standins.k8s_api import strict_schema
+from tests.support.standins.k8s_api import strict_schema
 
 KSERVE = Path(__file__).resolve().parents[2] / ".." / "shared" / "kserve"
 REF = ObjectRef(namespace="models", name="house-price")

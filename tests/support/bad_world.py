@@ -1,8 +1,8 @@
 """A served model to throw bad input at, and the snapshot that proves nothing moved.
 
-`bad_input_world` (one per session, shared by the bad-input modules, which load this file with
-`pytest_plugins` and import nothing else from it at run time, so pytest can rewrite its
-asserts) is a champion trained by the real retrain flow and put into service by the real
+`bad_input_world` (one per session, shared by the bad-input modules of tests/reliability;
+tests/conftest.py registers this file as a plugin, and those modules import only `World` from it,
+for type checking) is a champion trained by the real retrain flow and put into service by the real
 deploy flow on a real model server process, driven through LocalServingTarget. Tests enter
 `world.environment()` so the flows they run find the same S3 server, model and model server.
 `snapshot` records everything a bad input must not change: the registry's objects, versions

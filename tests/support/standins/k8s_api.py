@@ -28,7 +28,7 @@ import yaml
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
-from tests.standins.http import serve_app
+from tests.support.standins.http import serve_app
 
 PREFIX = "/apis/serving.kserve.io/v1beta1/namespaces/{namespace}/inferenceservices"
 RESOURCE = "inferenceservices.serving.kserve.io"

@@ -28,7 +28,7 @@ from tasks.modelserver.logs import read_serving_logs
 from tasks.registry.versions import DataSummary, Manifest, ModelRegistry, ModelSpec
 from tasks.s3 import ObjectStore, connect
 from tasks.training.model import library_versions
-from tests.conftest import settings_for
+from tests.support.stack import settings_for
 
 
 @dataclass(frozen=True)

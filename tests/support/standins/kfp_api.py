@@ -29,7 +29,7 @@ from fastapi.responses import JSONResponse
 from google.protobuf import json_format
 from kfp.pipeline_spec import pipeline_spec_pb2
 
-from tests.standins.http import serve_app
+from tests.support.standins.http import serve_app
 
 API = "/apis/v2beta1"
 GRPC_CODES = {400: 3, 401: 16, 403: 7, 404: 5, 409: 6, 500: 13, 503: 14}
