@@ -19,12 +19,13 @@ from tasks.data.loading import data_digest
 from tasks.data.synthetic import generate_house_prices
 from tasks.decisions.routing import ServeOptions
 from tasks.modelserver.client import LocalServingTarget
-from tasks.registry.versions import DataSummary, ModelRegistry, ModelSpec
+from tasks.registry.versions import ModelRegistry
 from tasks.release.acts import ReleaseError
 from tasks.s3 import connect
 from tasks.settings import Settings
-from tasks.training.model import library_versions, train_model
+from tasks.training.model import train_model
 from tests.support.models import HouseModels, register
+from tests.support.specs import spec_for
 from tests.support.stack import events_named
 
 pytestmark = pytest.mark.integration
@@ -116,16 +117,7 @@ def test_live_failover_is_announced_and_a_second_rollback_leaves_the_champion(
     deploy(version=served["v1"])
     good = train_model(generate_house_prices(1500, seed=44), contract, seed=44).model
     frame = generate_house_prices(100, seed=44)
-    spec = ModelSpec(
-        features=contract.feature_names,
-        target="price",
-        metrics={"r2": 0.9},
-        data=DataSummary(digest=data_digest(frame), rows=100),
-        contract={},
-        git_revision="test",
-        params={},
-        library_versions=library_versions(),
-    )
+    spec = spec_for(contract, digest=data_digest(frame), rows=100)
     broken = registry.register(
         NaNAbove(good, "condition", 3.0), spec
     ).version  # probe stays below 3

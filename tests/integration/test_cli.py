@@ -6,9 +6,10 @@ import sys
 import pytest
 
 from flows.cli import main, parser
-from tasks.registry.versions import DataSummary, ModelRegistry, ModelSpec
+from tasks.registry.versions import ModelRegistry
 from tasks.s3 import connect
 from tasks.settings import Settings
+from tests.support.specs import spec_for
 
 pytestmark = pytest.mark.integration
 
@@ -26,16 +27,7 @@ def test_help_names_every_act() -> None:
 def test_status_and_history(flow_env: Settings, capsys: pytest.CaptureFixture) -> None:
     registry = ModelRegistry(connect(flow_env), flow_env.model_name)
     registry.store.ensure_bucket()
-    spec = ModelSpec(
-        features=["x"],
-        target="y",
-        metrics={"r2": 0.9},
-        data=DataSummary(digest="d", rows=1),
-        contract={},
-        git_revision="t",
-        params={},
-        library_versions={},
-    )
+    spec = spec_for(rows=1, library_versions={})
     registry.register({"m": 1}, spec)
     registry.set_alias("champion", 1, "first by hand")
     assert main(["history"]) == 0

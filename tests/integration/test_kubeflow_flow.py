@@ -13,9 +13,10 @@ from prefect import get_client
 
 from flows.retrain import retrain
 from tasks.kubeflow.retrain import KubeflowRunFailed
-from tasks.registry.versions import DataSummary, ModelRegistry, ModelSpec
+from tasks.registry.versions import ModelRegistry
 from tasks.s3 import connect
 from tasks.settings import Settings
+from tests.support.specs import spec_for
 from tests.support.stack import events_named
 from tests.support.standins.kfp_api import API, KfpApiStandIn, serve
 
@@ -31,9 +32,7 @@ class RegisteringStandIn(KfpApiStandIn):
 
     def _create_run(self, body: dict) -> dict:
         reason = body["runtime_config"]["parameters"]["reason"]
-        spec = ModelSpec(features=["x"], target="y", metrics={"r2": 0.9},
-                         data=DataSummary(digest="d", rows=1), contract={}, git_revision="kfp",
-                         params={}, library_versions={}, reason=reason)  # fmt: skip
+        spec = spec_for(rows=1, git_revision="kfp", library_versions={}, reason=reason)
         self.registry.register({"stand-in": True}, spec)
         return super()._create_run(body)
 

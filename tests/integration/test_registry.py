@@ -9,7 +9,6 @@ from sklearn.linear_model import LinearRegression
 
 from infra.processes import free_port
 from tasks.registry.versions import (
-    DataSummary,
     IntegrityError,
     ModelRegistry,
     ModelSpec,
@@ -17,14 +16,12 @@ from tasks.registry.versions import (
     VersionNotFound,
 )
 from tasks.s3 import S3Unavailable, connect
+from tests.support.specs import spec_for
 from tests.support.stack import settings_for
 
 pytestmark = pytest.mark.integration
 
-SPEC = ModelSpec(
-    features=["x"], target="y", metrics={"r2": 0.9}, data=DataSummary(digest="d", rows=3),
-    contract={"name": "t"}, git_revision="abc", params={}, library_versions={"scikit-learn": "1"},
-)  # fmt: skip
+SPEC = spec_for()
 
 
 @pytest.fixture

@@ -33,10 +33,11 @@ from tasks.decisions.routing import Routing, ServeOptions, binomial_bound
 from tasks.modelserver.client import ServingTargetError
 from tasks.modelserver.logs import attach_labels, read_serving_logs
 from tasks.modelserver.model import LocalServingTarget
-from tasks.registry.versions import DataSummary, Manifest, ModelRegistry, ModelSpec
+from tasks.registry.versions import Manifest, ModelRegistry, ModelSpec
 from tasks.s3 import ObjectStore, connect
 from tasks.settings import get_settings
-from tasks.training.model import library_versions, train_model
+from tasks.training.model import train_model
+from tests.support.specs import spec_for
 
 pytestmark = pytest.mark.integration
 
@@ -62,16 +63,7 @@ class World:
 
 
 def _spec(contract: DataContract, rows: int) -> ModelSpec:
-    return ModelSpec(
-        features=contract.feature_names,
-        target=contract.target.name,
-        metrics={},
-        data=DataSummary(digest="test", rows=rows),
-        contract={"name": contract.name, "digest": contract.digest()},
-        git_revision="test",
-        params={},
-        library_versions=library_versions(),
-    )
+    return spec_for(contract, digest="test", rows=rows, metrics={})
 
 
 def _nan_model(frame: pd.DataFrame, features: list[str], target: np.ndarray, func, inverse):

@@ -27,19 +27,17 @@ from tasks.data.contract import DataContract
 from tasks.decisions.routing import Routing, ServeOptions
 from tasks.modelserver.logs import ServingLogWriter, logs_prefix
 from tasks.registry.leases import LeaseBusy
-from tasks.registry.versions import DataSummary, ModelRegistry, ModelSpec, VersionNotFound
+from tasks.registry.versions import ModelRegistry, VersionNotFound
 from tasks.s3 import ObjectStore, S3Unavailable, connect
 from tasks.settings import get_settings
 from tests.support.live_traffic import ServedWorld, logged_once, serve_world
+from tests.support.specs import spec_for
 from tests.support.stack import settings_for
 
 pytestmark = pytest.mark.integration
 
 AREA = "fault injection"
-SPEC = ModelSpec(
-    features=["x"], target="y", metrics={"r2": 0.9}, data=DataSummary(digest="d", rows=3),
-    contract={"name": "t"}, git_revision="test", params={}, library_versions={"scikit-learn": "1"},
-)  # fmt: skip
+SPEC = spec_for()
 
 
 @pytest.fixture(scope="module")

@@ -22,10 +22,11 @@ from infra.model_server import ModelServer, start_model_server
 from tasks.data.synthetic import generate_house_prices
 from tasks.decisions.routing import Routing, ServeOptions
 from tasks.modelserver.model import LocalServingTarget
-from tasks.registry.versions import DataSummary, ModelRegistry, ModelSpec
+from tasks.registry.versions import ModelRegistry
 from tasks.release.acts import roll_back, roll_out
 from tasks.s3 import connect
-from tasks.training.model import library_versions, train_model
+from tasks.training.model import train_model
+from tests.support.specs import spec_for
 from tests.support.stack import settings_for
 
 pytestmark = pytest.mark.integration
@@ -103,11 +104,7 @@ def served(s3_server, contract) -> Iterator[tuple[ModelRegistry, ModelServer, li
     store.ensure_bucket()
     registry = ModelRegistry(store, f"load-{uuid.uuid4().hex[:8]}")
     frame = generate_house_prices(1500, seed=11)
-    spec = ModelSpec(
-        features=contract.feature_names, target=contract.target.name, metrics={"r2": 0.9},
-        data=DataSummary(digest="load", rows=len(frame)), contract={"name": contract.name},
-        git_revision="test", params={}, library_versions=library_versions(),
-    )  # fmt: skip
+    spec = spec_for(contract, digest="load", rows=len(frame))
     for seed in (1, 2):
         registry.register(train_model(frame, contract, seed=seed).model, spec)
     registry.set_alias("champion", 1, "load test baseline")

@@ -23,18 +23,16 @@ from infra.model_server import ModelServer, start_model_server
 from tasks.data.synthetic import generate_house_prices
 from tasks.decisions.routing import Routing, ServeOptions
 from tasks.modelserver.model import LocalServingTarget
-from tasks.registry.versions import AliasConflict, DataSummary, ModelRegistry, ModelSpec
+from tasks.registry.versions import AliasConflict, ModelRegistry
 from tasks.release.acts import ReleaseError, promote, roll_back, roll_out
 from tasks.s3 import connect
 from tasks.training.model import train_model
+from tests.support.specs import spec_for
 from tests.support.stack import settings_for
 
 pytestmark = pytest.mark.integration
 
-SPEC = ModelSpec(
-    features=["x"], target="y", metrics={"r2": 0.9}, data=DataSummary(digest="d", rows=3),
-    contract={"name": "t"}, git_revision="abc", params={}, library_versions={"scikit-learn": "1"},
-)  # fmt: skip
+SPEC = spec_for()
 ROUNDS = 4
 
 

@@ -23,12 +23,17 @@ from tasks.data.contract import DataContract
 from tasks.data.synthetic import generate_house_prices
 from tasks.decisions.routing import Routing, ServeOptions
 from tasks.modelserver.logs import ServingLogWriter, read_serving_logs
-from tasks.registry.versions import DataSummary, Manifest, ModelRegistry, ModelSpec
+from tasks.registry.versions import Manifest, ModelRegistry, ModelSpec
 from tasks.s3 import ObjectStore, S3AccessDenied, connect
 from tasks.settings import get_settings
-from tasks.training.model import library_versions, train_model
+from tasks.training.model import train_model
+from tests.support.specs import spec_for
 
 pytestmark = pytest.mark.integration
+
+
+def identity_spec(contract: DataContract) -> ModelSpec:
+    return spec_for(contract, digest="identities", rows=600, metrics={"rmse": 1.0})
 
 
 @pytest.fixture(scope="module")
@@ -53,19 +58,6 @@ def _settings(identity: S3Identity) -> dict[str, str]:
     }
 
 
-def spec_for(contract: DataContract) -> ModelSpec:
-    return ModelSpec(
-        features=contract.feature_names,
-        target=contract.target.name,
-        metrics={"rmse": 1.0},
-        data=DataSummary(digest="identities", rows=600),
-        contract={"name": contract.name, "digest": contract.digest()},
-        git_revision="test",
-        params={},
-        library_versions=library_versions(),
-    )
-
-
 @dataclass
 class Published:
     """v1 registered and made champion by the training identity; the serving view of it."""
@@ -83,10 +75,12 @@ def published(
     identities: S3Identities, any_s3_server: S3Server, trained, contract, model_name: str
 ) -> Published:
     training = ModelRegistry(store_as(identities.training), model_name)
-    manifest = training.register(trained, spec_for(contract))
+    manifest = training.register(trained, identity_spec(contract))
     training.set_alias("champion", manifest.version, "first model, by the training identity")
     serving = ModelRegistry(store_as(identities.serving), model_name)
-    return Published(training, serving, manifest, trained, spec_for(contract), any_s3_server.kind)
+    return Published(
+        training, serving, manifest, trained, identity_spec(contract), any_s3_server.kind
+    )
 
 
 def registry_state(registry: ModelRegistry) -> dict[str, object]:

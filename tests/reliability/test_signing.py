@@ -19,18 +19,16 @@ from infra.model_server import start_model_server
 from tasks.data.synthetic import generate_house_prices
 from tasks.decisions.routing import Routing, ServeOptions
 from tasks.registry.signing import SigningKeyMissing, signing_key
-from tasks.registry.versions import DataSummary, IntegrityError, ModelRegistry, ModelSpec
+from tasks.registry.versions import IntegrityError, ModelRegistry
 from tasks.s3 import connect
 from tasks.settings import get_settings
 from tasks.training.model import train_model
+from tests.support.specs import spec_for
 from tests.support.stack import settings_for
 
 pytestmark = pytest.mark.integration
 
-SPEC = ModelSpec(
-    features=["x"], target="y", metrics={"r2": 0.9}, data=DataSummary(digest="d", rows=3),
-    contract={"name": "t"}, git_revision="abc", params={}, library_versions={"scikit-learn": "1"},
-)  # fmt: skip
+SPEC = spec_for()
 KEY = secrets.token_hex(32).encode()
 
 

@@ -25,9 +25,9 @@ from tasks.data.loading import data_digest
 from tasks.data.synthetic import generate_house_prices
 from tasks.decisions.routing import ServeOptions
 from tasks.modelserver.logs import read_serving_logs
-from tasks.registry.versions import DataSummary, Manifest, ModelRegistry, ModelSpec
+from tasks.registry.versions import Manifest, ModelRegistry
 from tasks.s3 import ObjectStore, connect
-from tasks.training.model import library_versions
+from tests.support.specs import spec_for
 from tests.support.stack import settings_for
 
 
@@ -53,16 +53,7 @@ def register_trained(registry: ModelRegistry, contract: DataContract, seed: int)
     pick = ColumnTransformer([("numeric", "passthrough", numeric)])
     model = Pipeline([("pick", pick), ("linear", LinearRegression())])
     model.fit(frame[contract.feature_names], frame[contract.target.name])
-    spec = ModelSpec(
-        features=contract.feature_names,
-        target=contract.target.name,
-        metrics={"r2": 0.9},
-        data=DataSummary(digest=data_digest(frame), rows=len(frame)),
-        contract={"name": contract.name},
-        git_revision="test",
-        params={},
-        library_versions=library_versions(),
-    )
+    spec = spec_for(contract, digest=data_digest(frame), rows=len(frame))
     return registry.register(model, spec)
 
 

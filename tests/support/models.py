@@ -15,8 +15,9 @@ from dataclasses import dataclass, field
 from tasks.data.contract import DataContract
 from tasks.data.loading import data_digest
 from tasks.data.synthetic import generate_house_prices
-from tasks.registry.versions import DataSummary, ModelRegistry, ModelSpec
-from tasks.training.model import library_versions, train_model
+from tasks.registry.versions import ModelRegistry
+from tasks.training.model import train_model
+from tests.support.specs import spec_for
 
 ROWS = 1500
 
@@ -49,14 +50,5 @@ class HouseModels:
 def register(registry: ModelRegistry, models: HouseModels, seed: int, price_factor: float) -> int:
     """Register the (seed, price_factor) model in `registry`; its version number."""
     trained, contract = models.get(seed, price_factor), models.contract
-    spec = ModelSpec(
-        features=contract.feature_names,
-        target="price",
-        metrics={"r2": 0.9},
-        data=DataSummary(digest=trained.digest, rows=trained.rows),
-        contract={"name": contract.name},
-        git_revision="test",
-        params={},
-        library_versions=library_versions(),
-    )
+    spec = spec_for(contract, digest=trained.digest, rows=trained.rows)
     return registry.register(trained.model, spec).version
