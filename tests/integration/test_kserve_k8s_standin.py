@@ -42,7 +42,7 @@ from tests.support.standins.k8s_api import KServeControllerModel, KubeApiStandIn
 
 pytestmark = pytest.mark.integration
 
-KSERVE = Path(__file__).resolve().parents[2] / ".." / "shared" / "kserve"
+KSERVE = Path(__file__).resolve().parents[2] / "infra" / "crds" / "kserve"
 NS, NAME = "models", "house-price"
 PATH = f"/apis/serving.kserve.io/v1beta1/namespaces/{NS}/inferenceservices"
 SPEC = ServingSpec(

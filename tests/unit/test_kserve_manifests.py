@@ -43,7 +43,7 @@ from tasks.kserve.status import desired_split, readiness, serving_state
 from tasks.registry.versions import DataSummary, Manifest
 from tests.support.standins.k8s_api import strict_schema
 
-KSERVE = Path(__file__).resolve().parents[2] / ".." / "shared" / "kserve"
+KSERVE = Path(__file__).resolve().parents[2] / "infra" / "crds" / "kserve"
 REF = ObjectRef(namespace="models", name="house-price")
 SPEC = ServingSpec(
     model_name="house-price",
