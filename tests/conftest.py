@@ -24,7 +24,7 @@ from tests.support.lanes import LANE_MARKERS, lane_of  # noqa: E402
 from tests.support.models import HouseModels  # noqa: E402
 
 # The served champion the bad-input modules of tests/reliability share (`bad_input_world`).
-pytest_plugins = ["tests.support.bad_world"]
+pytest_plugins = ["tests.support.bad_world", "tests.support.record_plugin"]
 TESTS = Path(__file__).resolve().parent
 
 

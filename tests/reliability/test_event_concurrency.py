@@ -51,31 +51,33 @@ def test_ten_drift_events_start_one_retrain(
                 )
                 time.sleep(0.2)
             burst_s = time.monotonic() - started
-            runs = wait_until("every triggered run to end", lambda: _settled(ids["retrain"]), 300)
+            runs = wait_until("the triggered run to end", lambda: _settled(ids["retrain"]), 300)
             settled_s = time.monotonic() - started
+            time.sleep(3.0)  # time for a late firing to show up, if the trigger let one through
+            runs = runs_of(ids["retrain"])
         paths = Counter(" → ".join(states_of(run.id)) for run in runs)
     states = Counter(run.state.name for run in runs)
     versions = [m.version for m in registry.versions()]
 
-    assert len(runs) == BURST, f"{len(runs)} runs for {BURST} events"
+    assert len(runs) == 1, f"{len(runs)} runs for {BURST} events"
     assert all(r.created_by and r.created_by.type == "AUTOMATION" for r in runs)
-    assert states == {"Completed": 1, "Cancelled": BURST - 1}, states
+    assert states == {"Completed": 1}, states
     assert versions == [1]
     reliability(
         "concurrency",
         f"{BURST} drift events in a few seconds",
         done=f"{BURST} `mlops.drift.detected` events for one model emitted in {burst_s:.1f}s to "
-        "a Prefect server with the retrain deployment (drift trigger; concurrency limit 1, "
-        "CANCEL_NEW) and a process worker",
-        expected="every event gets a flow run from the trigger, exactly one retrain runs and "
-        "completes, the others are cancelled by the limit; the registry gets one new version",
+        "a Prefect server with the retrain deployment (drift trigger firing once per model "
+        "per 120 s window; concurrency limit 1, CANCEL_NEW) and a process worker",
+        expected="the burst collapses before runs are created: one retrain run, completed, no "
+        "cancelled noise in the UI; the registry gets one new version",
         observed=f"{len(runs)} runs created by the automation, ended {dict(states)} within "
         f"{settled_s:.0f}s; state paths {dict(paths)}; registry versions {versions}",
     )
 
 
 def _settled(deployment_id) -> list | None:
-    """The runs, once there are as many as events and none is still going."""
+    """The runs, once there is one and none is still going."""
     runs = runs_of(deployment_id)
-    done = len(runs) >= BURST and all(r.state and r.state.is_final() for r in runs)
+    done = len(runs) >= 1 and all(r.state and r.state.is_final() for r in runs)
     return runs if done else None
