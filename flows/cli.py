@@ -77,11 +77,8 @@ def status(_: argparse.Namespace) -> int:
         print(f"serving   {routing['routing']}")
     except httpx.HTTPError as error:
         print(f"serving   unreachable at {settings.serving_url}: {error}")
-    drift = sorted(
-        k
-        for k in registry.store.list_keys(f"models/{settings.model_name}/")
-        if "/drift/" in k and k.endswith(".html")
-    )
+    prefix = f"reports/{settings.model_name}/drift/"
+    drift = sorted(k for k in registry.store.list_keys(prefix) if k.endswith(".html"))
     print(f"drift     last report {drift[-1] if drift else 'none yet'}")
     return 0
 

@@ -72,11 +72,12 @@ def judge_window(
 
 @task
 def store_reports(report: DriftReport, registry: ModelRegistry, manifest: Manifest) -> str | None:
-    """HTML and JSON next to the model: models/<name>/v<N>/drift/<time>.{html,json}."""
+    """HTML and JSON under reports/<name>/drift/<time>-v<N>.{html,json}: outside the version's
+    folder, which KServe's storage initializer downloads for every pod."""
     if report.snapshot is None:
         return None
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    key = f"models/{registry.name}/v{manifest.version}/drift/{stamp}"
+    key = f"reports/{registry.name}/drift/{stamp}-v{manifest.version}"
     registry.store.put_bytes(f"{key}.json", report_json(report.snapshot), "application/json")
     registry.store.put_bytes(f"{key}.html", report_html(report.snapshot), "text/html")
     return f"s3://{registry.store.bucket}/{key}.html"

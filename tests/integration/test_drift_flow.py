@@ -51,6 +51,9 @@ def test_drift_is_detected_named_reported_and_announced(flow_env: Settings, cham
     assert event.payload["data_uri"] == batch
     assert "size_sqft" in event.payload["summary"]
     report = event.payload["report_url"].removeprefix(f"s3://{flow_env.bucket}/")
+    # Reports stay out of the version's folder, which KServe downloads for every pod.
+    assert report.startswith(f"reports/{flow_env.model_name}/drift/"), report
+    assert not any("/drift/" in key for key in champion.store.list_keys("models/"))
     assert champion.store.get_bytes(report).lstrip().startswith(b"<!DOCTYPE html>")
     assert champion.store.exists(report.replace(".html", ".json"))
 
