@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import re
-import subprocess
 from pathlib import Path
+
+from tests.support.trees import git_tree, tracked_files
 
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGES = "flows|tasks|infra|deployments|bench|tests"
@@ -22,11 +23,8 @@ def named_paths(text: str) -> set[str]:
 
 
 def missing_paths(root: Path) -> dict[str, list[str]]:
-    tracked = subprocess.run(
-        ["git", "ls-files"], cwd=root, capture_output=True, text=True, check=True
-    ).stdout.split()
     missing = {}
-    for name in tracked:
+    for name in tracked_files(root):
         path = root / name
         if name in SKIP or name.startswith(FIXTURE_TREES) or not path.is_file():
             continue
@@ -45,11 +43,6 @@ def test_every_named_path_exists() -> None:
 
 
 def test_a_moved_module_is_caught(tmp_path: Path) -> None:
-    subprocess.run(["git", "init", "-q"], cwd=tmp_path, check=True)
-    (tmp_path / "tasks").mkdir()
-    (tmp_path / "tasks" / "here.py").write_text("")
-    (tmp_path / "README.md").write_text(
-        "see tasks/here.py, tasks/serving.py and `python -m tasks.gone`\n"
-    )
-    subprocess.run(["git", "add", "-A"], cwd=tmp_path, check=True)
+    text = "see tasks/here.py, tasks/serving.py and `python -m tasks.gone`\n"
+    git_tree(tmp_path, {"tasks/here.py": "", "README.md": text})
     assert missing_paths(tmp_path) == {"README.md": ["tasks/gone.py", "tasks/serving.py"]}

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.imports import cycles, external_imports, import_graph, project_modules
+from tests.support.trees import write_tree
 
 ROOT = Path(__file__).resolve().parents[2]
 # What a decision may not touch: orchestration, HTTP, S3, Kubernetes, KFP, Evidently, servers.
@@ -38,20 +39,12 @@ def decision_violations(root: Path) -> list[str]:
     return found
 
 
-def _tree(tmp_path: Path, files: dict[str, str]) -> Path:
-    for name, text in files.items():
-        path = tmp_path / name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text)
-    return tmp_path
-
-
 def test_the_project_has_no_import_cycle() -> None:
     assert cycles(import_graph(ROOT)) == []
 
 
 def test_a_cycle_hidden_in_a_function_is_found(tmp_path: Path) -> None:
-    root = _tree(
+    root = write_tree(
         tmp_path,
         {
             "tasks/__init__.py": "",
@@ -80,7 +73,7 @@ def test_decisions_import_no_client_no_prefect_and_nothing_outside_decisions() -
 def test_the_purity_rule_catches_a_forbidden_import(
     tmp_path: Path, text: str, expected: str
 ) -> None:
-    root = _tree(
+    root = write_tree(
         tmp_path,
         {
             "tasks/__init__.py": "",

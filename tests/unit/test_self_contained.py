@@ -7,8 +7,9 @@ vendored under infra/crds/ with its source noted.
 from __future__ import annotations
 
 import re
-import subprocess
 from pathlib import Path
+
+from tests.support.trees import git_tree, tracked_files
 
 ROOT = Path(__file__).resolve().parents[2]
 SELF = "tests/unit/test_self_contained.py"  # its own patterns and test trees name such paths
@@ -17,11 +18,8 @@ OUTSIDE = re.compile(r"""/\s*["'](?:\.\.|shared)["']|["'](?:\.\.|shared)["']\s*/
 
 
 def reads_outside(root: Path) -> dict[str, list[str]]:
-    tracked = subprocess.run(
-        ["git", "ls-files", "*.py"], cwd=root, capture_output=True, text=True, check=True
-    ).stdout.split()
     found = {}
-    for name in tracked:
+    for name in tracked_files(root, "*.py"):
         if name == SELF:
             continue
         hits = [line.strip() for line in (root / name).read_text().splitlines()
@@ -36,12 +34,12 @@ def test_no_python_file_reaches_outside_the_checkout() -> None:
 
 
 def test_the_check_sees_a_path_out_of_the_checkout(tmp_path: Path) -> None:
-    subprocess.run(["git", "init", "-q"], cwd=tmp_path, check=True)
-    (tmp_path / "a.py").write_text('CRD = ROOT / ".." / "shared" / "kserve"\n')
-    (tmp_path / "b.py").write_text('open("../shared/kserve/crd.yaml")\n')
-    (tmp_path / "c.py").write_text('CRD = ROOT / "infra" / "crds"\n')
-    subprocess.run(["git", "add", "-A"], cwd=tmp_path, check=True)
-    assert sorted(reads_outside(tmp_path)) == ["a.py", "b.py"]
+    files = {
+        "a.py": 'CRD = ROOT / ".." / "shared" / "kserve"\n',
+        "b.py": 'open("../shared/kserve/crd.yaml")\n',
+        "c.py": 'CRD = ROOT / "infra" / "crds"\n',
+    }
+    assert sorted(reads_outside(git_tree(tmp_path, files))) == ["a.py", "b.py"]
 
 
 def test_the_vendored_crd_names_its_source() -> None:

@@ -10,17 +10,10 @@ import pytest
 
 from tests.support.imports import imports_of_test_modules
 from tests.support.lanes import LANES, lane_of
+from tests.support.trees import write_tree
 
 ROOT = Path(__file__).resolve().parents[2]
 TESTS = ROOT / "tests"
-
-
-def _tree(tmp_path: Path, files: dict[str, str]) -> Path:
-    for name, text in files.items():
-        path = tmp_path / name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text)
-    return tmp_path
 
 
 def test_no_module_imports_a_test_module_or_a_conftest() -> None:
@@ -43,7 +36,7 @@ def test_no_module_imports_a_test_module_or_a_conftest() -> None:
 def test_the_rule_catches_a_test_module_importing_another(
     tmp_path: Path, text: str, expected: str
 ) -> None:
-    root = _tree(
+    root = write_tree(
         tmp_path,
         {
             "tests/conftest.py": "import pytest\n",
