@@ -241,7 +241,10 @@ def analyse(max_wait_s: float) -> tuple[CanaryVerdict, UUID]:
     from flows.canary_analysis import canary_analysis
 
     state = canary_analysis(max_wait_s=max_wait_s, return_state=True)
-    return state.result(), state.state_details.flow_run_id
+    record = state.result()
+    if record is None:  # the failover took the canary out and rolled it back first
+        raise RuntimeError("no canary left to judge: the failover rolled it back first")
+    return record.verdict, state.state_details.flow_run_id
 
 
 def flow_phases(flow_run_id: UUID, live_wall: float, wait_s: float = 10.0) -> dict[str, float]:

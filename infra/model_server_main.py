@@ -64,7 +64,7 @@ def serve(args: argparse.Namespace) -> int:
 
     from tasks.data.contract import load_contract
     from tasks.modelserver.app import build_app, build_kserve_app
-    from tasks.modelserver.logs import ServingLogWriter
+    from tasks.modelserver.log_writer import ServingLogWriter
     from tasks.modelserver.model import RoutedModel, RoutingRefused
     from tasks.modelserver.plain import PlainModel
     from tasks.registry.versions import open_registry

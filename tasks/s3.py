@@ -145,13 +145,17 @@ class ObjectStore:
             return False
         return True
 
-    def list_keys(self, prefix: str, recursive: bool = True) -> Iterator[str]:
+    def list_keys(
+        self, prefix: str, recursive: bool = True, start_after: str | None = None
+    ) -> Iterator[str]:
+        """Keys under `prefix` in key order; only those after `start_after` when given."""
         objects = self._call(
             f"list {prefix}",
             self.client.list_objects,
             self.bucket,
             prefix=prefix,
             recursive=recursive,
+            start_after=start_after,
         )
         try:
             for item in objects:

@@ -16,6 +16,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 from tasks.decisions.canary import CanaryPolicy
 from tasks.decisions.drift import DriftPolicy
 from tasks.decisions.gate import GatePolicy
+from tasks.decisions.guard import GuardPolicy
 from tasks.training.policy import TrainingPolicy
 
 DEFAULT_CONTRACT = Path(__file__).parent / "data" / "contracts" / "house_prices.yaml"
@@ -72,6 +73,9 @@ class Settings(BaseSettings):
     gate: GatePolicy = Field(default_factory=GatePolicy, description="the quality gate")
     canary: CanaryPolicy = Field(default_factory=CanaryPolicy, description="the canary verdict")
     drift: DriftPolicy = Field(default_factory=DriftPolicy, description="the drift verdict")
+    guard: GuardPolicy = Field(
+        default_factory=GuardPolicy, description="the watch over a champion after promotion"
+    )
     training: TrainingPolicy = Field(
         default_factory=TrainingPolicy, description="the estimator's parameters"
     )
@@ -206,7 +210,7 @@ LEGACY_NAMES: dict[str, tuple[tuple[str, str], ...]] = {
 # Where a run's default differs from the policy's own (the flows' analysis window is 10 minutes).
 RUN_DEFAULTS: dict[str, dict[str, Any]] = {"canary": {"max_window_s": 600.0}}
 _POLICIES = {"gate": GatePolicy, "canary": CanaryPolicy, "drift": DriftPolicy,
-             "training": TrainingPolicy}  # fmt: skip
+             "guard": GuardPolicy, "training": TrainingPolicy}  # fmt: skip
 
 
 def known_variables() -> set[str]:

@@ -60,6 +60,8 @@ def load_current(
     logs = read_serving_logs(
         registry.store, registry.name, until - timedelta(hours=window_hours), until
     )
+    # Answered rows only: a failed attempt's rows repeat inputs another version then answered.
+    logs = logs[logs["status"] == "ok"]
     return logs.rename(columns={"label": contract.target.name})
 
 

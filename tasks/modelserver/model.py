@@ -4,7 +4,7 @@ Each request goes to one version by the configured weight and is answered with t
 served it (`x-model-version` header and in the body). A canary that raises or answers NaN/inf in
 live traffic is taken out at once: the request is answered by stable and the canary gets 0%.
 `LocalServingTarget` (re-exported here) lives in tasks/modelserver/client.py, the app in
-tasks/modelserver/app.py.
+tasks/modelserver/app.py, what each request logs in tasks/modelserver/request_log.py.
 """
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ import os
 import random
 import threading
 import time
-import uuid
 from dataclasses import dataclass
 
 import pandas as pd
@@ -40,7 +39,8 @@ from tasks.modelserver.inputs import (
     rows_from_v1,
     rows_from_v2,
 )
-from tasks.modelserver.logs import ServingLogWriter
+from tasks.modelserver.log_writer import ServingLogWriter
+from tasks.modelserver.request_log import ServedRequest, request_id, writer_stats
 from tasks.modelserver.stats import VersionStats
 from tasks.registry.versions import Manifest, ModelRegistry
 
@@ -184,19 +184,11 @@ class RoutedModel(Model):
         )
 
     def stats(self) -> dict[str, object]:
-        writer = self.log_writer
         return {
             "model_name": self.name,
             "routing": self._served.routing.model_dump(),
             "versions": {str(v): s.snapshot().model_dump() for v, s in sorted(self._stats.items())},
-            "logs": None
-            if writer is None
-            else {
-                "files_written": writer.files_written,
-                "rows_written": writer.rows_written,
-                "rows_dropped": writer.rows_dropped,
-                "last_error": writer.last_error,
-            },
+            "logs": writer_stats(self.log_writer),
         }
 
     # -- requests ----------------------------------------------------------------------------
@@ -207,18 +199,19 @@ class RoutedModel(Model):
         if version is None:
             raise ModelNotReady(self.name, "no stable version is being served")
         rows = self._rows(payload)
-        version, predictions = self._answer(served, version, rows)
-        self._stats[version].record((time.perf_counter() - started) * 1000, predictions)
-        request_id = _request_id(payload, headers)
-        if self.log_writer is not None:
-            self.log_writer.log(request_id, version, rows, predictions)
+        request = ServedRequest(request_id(payload, headers), rows, self.log_writer, started)
+        version, predictions = self._answer(served, version, request)
+        latency_ms = request.elapsed_ms()
+        self._stats[version].record(latency_ms, predictions)
+        request.answered(version, predictions, latency_ms)
+        rid = request.request_id
         if response_headers is not None:
             response_headers["x-model-version"] = str(version)
-            response_headers["x-request-id"] = request_id
+            response_headers["x-request-id"] = rid
         if isinstance(payload, InferRequest):
             output = InferOutput("predict", [len(predictions)], "FP64", predictions)
-            return InferResponse(request_id, self.name, [output], model_version=str(version))
-        return {"predictions": predictions, "model_version": version, "request_id": request_id}
+            return InferResponse(rid, self.name, [output], model_version=str(version))
+        return {"predictions": predictions, "model_version": version, "request_id": rid}
 
     def _rows(self, payload: object) -> list[list]:
         try:
@@ -232,8 +225,11 @@ class RoutedModel(Model):
         except BadRequest as error:
             raise InvalidInput(str(error)) from error
 
-    def _answer(self, served: _Served, version: int, rows: list[list]) -> tuple[int, list[float]]:
+    def _answer(
+        self, served: _Served, version: int, request: ServedRequest
+    ) -> tuple[int, list[float]]:
         """Predictions from `version`; a failing canary is taken out and stable answers."""
+        rows = request.rows
         try:
             predictions = predict_rows(served.versions[version].model, rows, self._features)
             reason = bad_prediction_reason(predictions, len(rows))
@@ -242,9 +238,10 @@ class RoutedModel(Model):
         if reason is None:
             return version, predictions
         self._stats[version].record_error()
+        request.failed(version)  # the S3 evidence counts it as the counters just did
         if version == served.routing.canary_version:
             self._take_out_canary(version, reason)
-            return self._answer(served, served.routing.stable_version, rows)
+            return self._answer(served, served.routing.stable_version, request)
         raise InferenceError(f"{self.name} v{version} {reason}")
 
 
@@ -262,11 +259,3 @@ def announce_canary_failure(model: str, version: int, reason: str) -> None:
         resource={"prefect.resource.id": f"mlops.model.{model}", "prefect.resource.name": model},
         payload={"version": version, "reason": reason},
     )
-
-
-def _request_id(payload: object, headers: dict[str, str] | None) -> str:
-    if headers and headers.get("x-request-id"):
-        return headers["x-request-id"]
-    if isinstance(payload, InferRequest) and payload.id:
-        return str(payload.id)
-    return uuid.uuid4().hex

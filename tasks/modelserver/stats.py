@@ -13,8 +13,8 @@ import threading
 
 from pydantic import BaseModel, ConfigDict
 
-# Latency bucket upper bounds in milliseconds: 0.1 ms to ~60 s, each 10% wider than the last.
-LATENCY_BOUNDS_MS: tuple[float, ...] = tuple(0.1 * 1.1**i for i in range(140))
+# The canary's buckets: these counters and the evidence read from S3 bucket latency alike.
+from tasks.decisions.canary_checks import LATENCY_BOUNDS_MS
 
 
 class VersionSnapshot(BaseModel):

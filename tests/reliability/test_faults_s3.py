@@ -25,7 +25,8 @@ from sklearn.linear_model import LinearRegression
 from infra.local_s3 import S3Server, start_s3_server
 from tasks.data.contract import DataContract
 from tasks.decisions.routing import Routing, ServeOptions
-from tasks.modelserver.logs import ServingLogWriter, logs_prefix
+from tasks.modelserver.log_writer import ServingLogWriter
+from tasks.modelserver.logs import logs_prefix
 from tasks.registry.leases import LeaseBusy
 from tasks.registry.versions import ModelRegistry, VersionNotFound
 from tasks.s3 import ObjectStore, S3Unavailable, connect

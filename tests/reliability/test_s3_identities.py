@@ -22,7 +22,8 @@ from infra.s3_identities import S3Identities, S3Identity, create_identities
 from tasks.data.contract import DataContract
 from tasks.data.synthetic import generate_house_prices
 from tasks.decisions.routing import Routing, ServeOptions
-from tasks.modelserver.logs import ServingLogWriter, read_serving_logs
+from tasks.modelserver.log_writer import ServingLogWriter
+from tasks.modelserver.logs import read_serving_logs
 from tasks.registry.versions import Manifest, ModelRegistry, ModelSpec
 from tasks.s3 import ObjectStore, S3AccessDenied, connect
 from tasks.settings import get_settings

@@ -26,7 +26,7 @@ from tasks.modelserver.inputs import (
     rows_from_v1,
     rows_from_v2,
 )
-from tasks.modelserver.logs import records_frame
+from tasks.modelserver.log_writer import LogRecord, records_frame
 from tasks.modelserver.stats import VersionStats, histogram_quantile
 
 ROW = {
@@ -206,17 +206,28 @@ def test_version_stats_summarise_predictions_and_latency() -> None:
 def test_records_frame_has_one_row_per_instance() -> None:
     features = ["a", "b"]
     records = [
-        (1_700_000_000.0, "r1", 3, [[1.0, "x"], [2.0, "y"]], [10.0, 20.0]),
-        (1_700_000_001.0, "r2", 4, [[3.0, "z"]], [30.0]),
+        LogRecord(1_700_000_000.0, "r1", 3, [[1.0, "x"], [2.0, "y"]], [10.0, 20.0], 4.5),
+        LogRecord(1_700_000_001.0, "r2", 4, [[3.0, "z"]], [math.nan], 2.0, "error"),
+        LogRecord(1_700_000_001.0, "r2", 3, [[3.0, "z"]], [30.0], 7.0),
     ]
     frame = records_frame(records, features)
-    assert list(frame.columns) == ["ts", "request_id", "row", "version", "a", "b", "prediction"]
-    assert list(frame["request_id"]) == ["r1", "r1", "r2"]
-    assert list(frame["row"]) == [0, 1, 0]
-    assert list(frame["version"]) == [3, 3, 4]
-    assert list(frame["b"]) == ["x", "y", "z"]
-    assert list(frame["prediction"]) == [10.0, 20.0, 30.0]
+    assert list(frame.columns) == [
+        "ts", "request_id", "row", "version", "latency_ms", "status", "a", "b", "prediction"
+    ]  # fmt: skip
+    assert list(frame["request_id"]) == ["r1", "r1", "r2", "r2"]
+    assert list(frame["row"]) == [0, 1, 0, 0]
+    assert list(frame["version"]) == [3, 3, 4, 3]
+    assert list(frame["b"]) == ["x", "y", "z", "z"]
+    assert list(frame["status"]) == ["ok", "ok", "error", "ok"]
+    assert list(frame["latency_ms"]) == [4.5, 4.5, 2.0, 7.0]
+    assert str(frame["latency_ms"].dtype) == "float64"
+    assert frame["prediction"].tolist()[:2] == [10.0, 20.0] and math.isnan(frame["prediction"][2])
     assert str(frame["ts"].dt.tz) == "UTC"
+
+
+def test_records_logged_without_latency_or_status_read_as_ok_with_unknown_latency() -> None:
+    frame = records_frame([LogRecord(1_700_000_000.0, "r1", 1, [[1.0]], [2.0])], ["a"])
+    assert list(frame["status"]) == ["ok"] and math.isnan(frame["latency_ms"][0])
 
 
 def test_a_restarted_server_serves_what_the_aliases_say() -> None:
