@@ -8,6 +8,7 @@
     mlops promote                make the live canary the champion now
     mlops rollback [--reason R]  canary out of traffic, or back to the previous champion
     mlops history                every alias move: who, when, from, to, why
+    mlops explain [MODEL] [--at TIME]  a canary verdict with its evidence, replayed to check it
 
 Commands other than `loop`/`stack up` talk to a running stack: they read its addresses and
 (local, random) credentials from .runtime/stack.json, or from MLOPS_* variables when set.
@@ -115,6 +116,35 @@ def history(_: argparse.Namespace) -> int:
     return 0
 
 
+def explain(arguments: argparse.Namespace) -> int:
+    """Print the last canary verdict at or before --at from its record, and replay it."""
+    from datetime import UTC, datetime
+
+    from tasks.registry.versions import open_registry
+    from tasks.release.records import explain as explain_record
+    from tasks.release.records import load_record, replay
+    from tasks.settings import get_settings
+
+    settings = get_settings(model_name=arguments.model)
+    at = None
+    if arguments.at:
+        at = datetime.fromisoformat(arguments.at)
+        at = at if at.tzinfo else at.replace(tzinfo=UTC)
+    try:
+        record = load_record(open_registry(settings).store, settings.model_name, at)
+    except LookupError as error:
+        print(error)
+        return 1
+    print(explain_record(record))
+    again = replay(record)
+    same = again.model_dump() == record.verdict.model_dump()
+    print(
+        f"replayed through decide_canary: {again.action.upper()}"
+        f" ({'the same verdict' if same else 'A DIFFERENT VERDICT: the policy code changed'})"
+    )
+    return 0 if same else 2
+
+
 def serve(_: argparse.Namespace) -> int:
     from infra.model_server_main import main as serve_main
     from tasks.settings import get_settings
@@ -139,6 +169,9 @@ def parser() -> argparse.ArgumentParser:
     rollback = commands.add_parser("rollback", help="canary out, or back to the previous champion")
     rollback.add_argument("--reason", default="by hand (cli)")
     commands.add_parser("history", help="every alias move with who, when and why")
+    why = commands.add_parser("explain", help="a canary verdict, its evidence and its replay")
+    why.add_argument("model", nargs="?", help="model name (default: MLOPS_MODEL_NAME)")
+    why.add_argument("--at", help="ISO time (UTC if no zone): the last verdict at or before it")
     return root
 
 
@@ -155,7 +188,8 @@ def main(argv: list[str] | None = None) -> int:
         os.environ["MLOPS_REASON"] = arguments.reason
     if arguments.command in {"promote", "rollback"}:
         return act(arguments.command)
-    return {"serve": serve, "status": status, "history": history}[arguments.command](arguments)
+    commands = {"serve": serve, "status": status, "history": history, "explain": explain}
+    return commands[arguments.command](arguments)
 
 
 if __name__ == "__main__":

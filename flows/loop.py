@@ -45,7 +45,10 @@ def summary(scenario: Scenario, stack: LocalStack, wall: float) -> str:
         f"Users       {sent} requests, {failed} failed",
         f"Registry    s3://{world.settings.bucket}/models/{world.model}/  versions {versions}",
         f"            aliases {registry.aliases()}; {len(registry.history())} alias moves",
-        f"Reports     s3://{world.settings.bucket}/reports/{world.model}/drift/*.html",
+        f"Reports     s3://{world.settings.bucket}/reports/{world.model}/drift/*.html (drift),"
+        f" canary/*.json (every verdict with its evidence), guard/*.json",
+        f"Verdicts    `uv run mlops explain {world.model} [--at TIME]` (with --keep): the evidence,"
+        " bounds and sizes behind a promotion or rollback, replayed",
         f"Logs        s3://{world.settings.bucket}/serving-logs/{world.model}/",
         f"S3 server   {stack.s3_url}",
         f"Prefect UI  {stack.prefect_ui}",

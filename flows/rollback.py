@@ -6,7 +6,7 @@ from prefect import flow
 
 from tasks.decisions.rollout import ServingState
 from tasks.registry.versions import open_registry
-from tasks.release.acts import roll_back
+from tasks.release.acts import demote_champion, roll_back
 from tasks.release.target import open_target
 from tasks.runs import run_name
 from tasks.settings import get_settings
@@ -18,16 +18,21 @@ def rollback(
     model_name: str | None = None,
     canary_version: int | None = None,
     canary_only: bool = False,
+    champion_version: int | None = None,
 ) -> ServingState:
     """Take the canary out of traffic, or, with no canary, restore the previous champion.
 
     With `canary_version` (as the failover automation passes it), only that canary, if it still is;
     with `canary_only` (as the failed-analysis automation passes it), only a canary, never the
-    champion.
+    champion; with `champion_version` (the guard's verdict), put `previous` back in place of that
+    champion, if it still is the champion.
     """
     settings = get_settings(model_name=model_name)
     registry = open_registry(settings, create_bucket=True)
-    return roll_back(registry, open_target(settings), reason, canary_version, canary_only)
+    target = open_target(settings)
+    if champion_version is not None:
+        return demote_champion(registry, target, reason, champion_version)
+    return roll_back(registry, target, reason, canary_version, canary_only)
 
 
 if __name__ == "__main__":

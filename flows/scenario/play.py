@@ -75,7 +75,10 @@ def play(scenario: Scenario) -> None:
         return "v1 registered → deploy (event) → served, champion"
 
     scenario.step("retrain v1 and serve it", first_model)
-    users = Traffic(w.serving_url, w.model, w.houses(seed=2, rows=20000), w.target, w.store)
+    users = Traffic(
+        w.serving_url, w.model, w.houses(seed=2, rows=20000), w.target, w.store,
+        max_requests=200_000,
+    )  # fmt: skip
     users.__enter__()
     try:
         _play_drift_and_bad_model(scenario, users)
@@ -114,4 +117,17 @@ def _play_drift_and_bad_model(scenario: Scenario, users: Traffic) -> None:
         return f"v{version} canary → rolled back; champion v{w.registry.alias('champion')} serving"
 
     scenario.step("a worse model slips past the gate", bad_model)
+
+    def guarded() -> str:
+        champion = w.registry.alias("champion")
+        with w.labels_withheld(users):
+            version = w.register_blurred_model()
+            scenario.wait(f"v{version} promoted without labels", lambda: w.champion_served(version))
+        scenario.wait(f"the guard to put v{champion} back", lambda: w.champion_served(champion))
+        return (
+            f"v{version} (right on average, wrong per house) promoted without labels → labels"
+            f" arrive → `guard` rolled it back; champion v{champion} again"
+        )
+
+    scenario.step("labels are late: a model only the truth can judge", guarded)
     scenario.step("registry, server and history agree", w.check_agreement)

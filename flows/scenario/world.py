@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import io
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -12,6 +14,7 @@ from prefect import get_client
 from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterName
 from prefect.events import emit_event
 
+from flows.scenario.faulty import Blurred
 from infra.traffic import Traffic, TrafficReport
 from tasks.data.contract import load_contract
 from tasks.data.loading import data_digest
@@ -118,7 +121,17 @@ class World:
         contract = load_contract(self.settings.contract_path)
         frame = self.houses(seed=6, drifted=True)
         frame[contract.target.name] *= 1.6
-        model = train_model(frame, contract, seed=6).model
+        return self._register_by_hand(train_model(frame, contract, seed=6).model, frame)
+
+    def register_blurred_model(self) -> int:
+        """Right on average, wrong on each house: only labelled truth can tell (the guard's case)."""
+        contract = load_contract(self.settings.contract_path)
+        frame = self.houses(seed=7, drifted=True)
+        model = Blurred(train_model(frame, contract, seed=7).model, spread=0.4)
+        return self._register_by_hand(model, frame)
+
+    def _register_by_hand(self, model: object, frame: pd.DataFrame) -> int:
+        contract = load_contract(self.settings.contract_path)
         spec = ModelSpec(
             features=contract.feature_names,
             target=contract.target.name,
@@ -134,6 +147,16 @@ class World:
         manifest = self.registry.register(model, spec)
         announce_registration(manifest, "hotfix by hand, skipped the gate")
         return manifest.version
+
+    @staticmethod
+    @contextmanager
+    def labels_withheld(users: Traffic) -> Iterator[None]:
+        """The truth is late for a while (a holiday at the land registry), then all arrives."""
+        every, users.label_every_s = users.label_every_s, float("inf")
+        try:
+            yield
+        finally:
+            users.label_every_s = every
 
     def check_agreement(self) -> str:
         champion, routing = self.registry.alias("champion"), self.served()

@@ -92,12 +92,17 @@ def _champion_before(registry: ModelRegistry, version: int) -> int | None:
 
 @task
 def promote(
-    registry: ModelRegistry, target: ServingTarget, reason: str, canary_version: int | None = None
+    registry: ModelRegistry,
+    target: ServingTarget,
+    reason: str,
+    canary_version: int | None = None,
+    accuracy_verified: bool = False,
 ) -> ServingState:
     """The canary becomes champion; the old champion stays ready as `previous`.
 
     With `canary_version`, only that canary is promoted: a verdict on v3 never promotes a v4
-    that replaced it meanwhile.
+    that replaced it meanwhile. `accuracy_verified` travels in the event: without it, the guard
+    is what checks the new champion's labelled loss.
     """
     with registry.lock("release", RELEASE_WAIT_S):
         canary, champion = registry.alias("canary"), registry.alias("champion")
@@ -113,7 +118,12 @@ def promote(
     _emit(
         "mlops.model.promoted",
         registry,
-        {"version": canary, "previous": champion, "reason": reason},
+        {
+            "version": canary,
+            "previous": champion,
+            "reason": reason,
+            "accuracy_verified": accuracy_verified,
+        },
     )
     return state
 
@@ -152,6 +162,29 @@ def roll_back(
     return state
 
 
+@task
+def demote_champion(
+    registry: ModelRegistry, target: ServingTarget, reason: str, champion_version: int
+) -> ServingState:
+    """Put `previous` back in place of champion `champion_version`, if it still is the champion.
+
+    The guard's act. A canary running on top of the demoted champion is taken out first: it was
+    judged against a baseline now known to be bad. A re-run finds another champion and does nothing.
+    """
+    with registry.lock("release", RELEASE_WAIT_S):
+        champion, canary = registry.alias("champion"), registry.alias("canary")
+        if champion != champion_version:
+            _log().info("v%d is no longer the champion (v%s is): nothing to demote",
+                        champion_version, champion)  # fmt: skip
+            return target.state()
+        if canary is not None:
+            target.rollback_canary()
+            registry.set_alias("canary", None, f"champion v{champion} demoted", expected=canary)
+        state, payload = _restore_previous(registry, target, champion, reason)
+    _emit("mlops.model.rolled-back", registry, payload)
+    return state
+
+
 def _restore_previous(
     registry: ModelRegistry, target: ServingTarget, champion: int | None, reason: str
 ) -> tuple[ServingState, dict[str, object]]:
@@ -173,7 +206,7 @@ def act_on_verdict(verdict: CanaryVerdict, registry: ModelRegistry, target: Serv
     """Carry out the canary verdict: promote, roll back, or leave the canary running."""
     reason = "; ".join(verdict.reasons)
     if verdict.action == "promote":
-        promote.fn(registry, target, reason, verdict.canary_version)
+        promote.fn(registry, target, reason, verdict.canary_version, verdict.accuracy_verified)
     elif verdict.action == "rollback":
         roll_back.fn(registry, target, reason, verdict.canary_version)
     return verdict.action

@@ -10,7 +10,9 @@ from collections.abc import Iterator
 import pytest
 
 from flows.canary_analysis import canary_analysis
+from flows.cli import main as cli_main
 from flows.deploy import deploy
+from flows.guard import guard
 from flows.rollback import rollback
 from infra.model_server import start_model_server
 from infra.traffic import Traffic
@@ -54,11 +56,12 @@ def served(flow_env: Settings, s3_server, house_models: HouseModels, monkeypatch
         server.stop()
 
 
-def traffic(served: dict, settings: Settings, seed: int) -> Traffic:
+def traffic(served: dict, settings: Settings, seed: int, **options: float) -> Traffic:
     rows = generate_house_prices(3000, seed=seed)
     return Traffic(
-        served["server"].url, settings.model_name, rows, "price", served["registry"].store
-    )
+        served["server"].url, settings.model_name, rows, "price", served["registry"].store,
+        **options,
+    )  # fmt: skip
 
 
 def test_good_canary_promoted_bad_canary_rolled_back(served: dict, flow_env: Settings) -> None:
@@ -71,7 +74,7 @@ def test_good_canary_promoted_bad_canary_rolled_back(served: dict, flow_env: Set
     assert target.state().canary_version == served["v2"]
     assert events_named("mlops.canary.started", flow_env.model_name)
     with traffic(served, flow_env, seed=50) as users:
-        verdict = canary_analysis(max_wait_s=120)
+        verdict = canary_analysis(max_wait_s=120).verdict
     assert verdict.action == "promote", verdict.reasons
     assert users.report.failed == 0 and users.report.by_version[str(served["v2"])] > 0
     assert registry.aliases() == {"champion": served["v2"], "previous": served["v1"]}
@@ -79,8 +82,10 @@ def test_good_canary_promoted_bad_canary_rolled_back(served: dict, flow_env: Set
 
     deploy(version=served["bad"], percent=30, reason="looks fine offline")
     with traffic(served, flow_env, seed=51) as users:
-        verdict = canary_analysis(max_wait_s=120)
+        record = canary_analysis(max_wait_s=120)
+    verdict = record.verdict
     assert verdict.action == "rollback", verdict.reasons
+    assert record.canary.requests > 0 and record.stable.requests > 0  # read from the S3 logs
     assert users.report.failed == 0
     assert registry.alias("champion") == served["v2"] and registry.alias("canary") is None
     assert target.state().stable_version == served["v2"] and target.state().canary_version is None
@@ -88,6 +93,59 @@ def test_good_canary_promoted_bad_canary_rolled_back(served: dict, flow_env: Set
     assert ("canary", served["bad"]) in moves and moves[-1] == ("canary", None)
     (rolled,) = events_named("mlops.model.rolled-back", flow_env.model_name)
     assert rolled.payload["from_version"] == served["bad"]
+    assert canary_analysis(max_wait_s=5) is None  # a re-run with no canary has nothing to do
+
+
+def test_explain_prints_each_recorded_verdict_and_replays_it(
+    served: dict, flow_env: Settings, capsys
+) -> None:
+    deploy(version=served["v1"])
+    deploy(version=served["bad"], percent=30)
+    with traffic(served, flow_env, seed=55):
+        record = canary_analysis(max_wait_s=120)
+    assert record.verdict.action == "rollback"
+    assert cli_main(["explain", flow_env.model_name]) == 0
+    out = capsys.readouterr().out
+    assert f"canary v{served['bad']} vs stable v{served['v1']}: ROLLBACK (evidence)" in out
+    assert "replayed through decide_canary: ROLLBACK (the same verdict)" in out
+    for check in ("error_rate", "latency_p95", "prediction_shift", "accuracy"):
+        assert check in out
+    assert cli_main(["explain", flow_env.model_name, "--at", "2001-01-01T00:00:00"]) == 1
+    assert "no canary verdict recorded" in capsys.readouterr().out
+
+
+def test_guard_rolls_back_a_champion_promoted_without_labels_that_labels_show_worse(
+    served: dict, flow_env: Settings, house_models: HouseModels, contract: DataContract
+) -> None:
+    """Labels are withheld during the canary, so it is promoted on errors, latency and shift
+    alone (a mean-preserving blur does not move the predictions' mean); once the labels arrive,
+    the guard shows the new champion worse and puts the old one back, saying why."""
+    from flows.scenario.faulty import Blurred
+
+    registry = served["registry"]
+    deploy(version=served["v1"])
+    good = house_models.get(41)
+    spec = spec_for(contract, digest=good.digest, rows=good.rows)
+    blurred = registry.register(Blurred(good.model, 0.4), spec).version
+    deploy(version=blurred, percent=50, reason="blurred")
+    with traffic(served, flow_env, seed=53, label_every_s=1e9):  # labels attached at the end
+        verdict = canary_analysis(max_wait_s=120).verdict
+    assert verdict.action == "promote" and not verdict.accuracy_verified, verdict.reasons
+    (promoted,) = events_named("mlops.model.promoted", flow_env.model_name)
+    assert promoted.payload["accuracy_verified"] is False
+    assert registry.alias("champion") == blurred
+
+    with traffic(served, flow_env, seed=54):
+        judged = guard(version=blurred, window_s=120)
+    assert judged.action == "rollback", judged.reason
+    assert registry.alias("champion") == served["v1"]
+    last = [m for m in registry.history() if m.alias == "champion"][-1]
+    assert last.to_version == served["v1"] and last.from_version == blurred
+    assert "guard" in last.reason and "worse than the champion it replaced" in last.reason
+    assert any(e.payload["from_version"] == blurred
+               for e in events_named("mlops.model.rolled-back", flow_env.model_name))  # fmt: skip
+    assert guard(version=blurred, window_s=5) is None  # a re-run converges: nothing to guard
+    assert registry.alias("champion") == served["v1"]
 
 
 def test_manual_rollback_restores_previous_then_refuses(served: dict, flow_env: Settings) -> None:

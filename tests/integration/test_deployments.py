@@ -17,7 +17,9 @@ from tests.support.stack import remove_deployments_and_automations
 
 pytestmark = pytest.mark.integration
 
-DEPLOYMENTS = {"ci-checks", "retrain", "deploy", "canary-analysis", "rollback", "drift-daily"}
+DEPLOYMENTS = {
+    "ci-checks", "retrain", "deploy", "canary-analysis", "guard", "rollback", "drift-daily"
+}  # fmt: skip
 
 
 @pytest.fixture
@@ -38,7 +40,9 @@ def test_setup_twice_leaves_one_of_each(registered) -> None:
         pools = {p.name: p for p in client.read_work_pools()}
     assert set(deployments) >= DEPLOYMENTS
     assert all(deployments[name].work_pool_name == LOCAL_POOL for name in DEPLOYMENTS)
-    triggered = ["retrain__automation_1", "deploy__automation_1", "canary-analysis__automation_1"]
+    triggered = [
+        f"{name}__automation_1" for name in ("retrain", "deploy", "canary-analysis", "guard")
+    ]
     owned = [ROLLBACK_ON_FAILED_ANALYSIS, ROLLBACK_ON_LIVE_FAILURE]
     assert all(automations[name] == 1 for name in [*triggered, *owned])
     retrain = deployments["retrain"]
