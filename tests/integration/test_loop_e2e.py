@@ -40,7 +40,7 @@ def leaves_nothing_registered(prefect_server) -> Iterator[None]:
         remove_deployments_and_automations()
 
 
-def test_drift_retrain_canary_promotion_and_bad_model_rollback(
+def test_drift_retrain_canary_promotion_bad_model_rollback_and_guard(
     flow_env: Settings, tmp_path: Path, leaves_nothing_registered
 ) -> None:
     with local_stack(runtime_dir=tmp_path) as stack:
@@ -50,7 +50,7 @@ def test_drift_retrain_canary_promotion_and_bad_model_rollback(
         registry = world.registry
         routing = world.served()
 
-    assert [step.ok for step in scenario.steps] == [True] * 6
+    assert [step.ok for step in scenario.steps] == [True] * 7
     # A burst of five drift events started exactly one retrain, and no other run at all.
     drift_runs = [
         r
@@ -68,4 +68,11 @@ def test_drift_retrain_canary_promotion_and_bad_model_rollback(
     assert ("champion", 2, 3) not in moves
     assert sum(report.failed for report in world.traffic_reports) == 0
     analysis = runs_of("canary-analysis", flow_env.model_name)
-    assert len(analysis) == 2 and all(r.created_by.type == "AUTOMATION" for r in analysis)
+    assert len(analysis) == 3 and all(r.created_by.type == "AUTOMATION" for r in analysis)
+    # v4 was promoted without labels; the guard, started by the promotion event, put v2 back.
+    assert ("champion", 2, 4) in moves and ("champion", 4, 2) in moves
+    back = [m for m in registry.history() if (m.alias, m.from_version) == ("champion", 4)][-1]
+    assert back.reason.startswith("rolled back: guard: ") and "worse" in back.reason
+    guards = runs_of("guard", flow_env.model_name)
+    assert {r.parameters["version"] for r in guards} == {2, 4}
+    assert all(r.created_by.type == "AUTOMATION" for r in guards)
