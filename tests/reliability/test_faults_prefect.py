@@ -304,7 +304,7 @@ def test_prefect_server_restart_keeps_the_loop_registered_and_firing(
     finally:
         serving.stop()
 
-    assert before["automations"] and len(before["deployments"]) == 6, before
+    assert before["automations"] and len(before["deployments"]) == 7, before
     assert after_term == before and after_kill == before
     assert still_scheduled >= 1 and worker_alive
     assert runs["retrain"] == ["Completed"] and runs["deploy"] == ["Completed"], runs
