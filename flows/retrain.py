@@ -1,27 +1,35 @@
-"""The retrain flow: validate → train → gate against the champion → register → announce."""
+"""The retrain flow: find the data → validate → snapshot → train → gate → register → announce."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
 from prefect import flow
+from prefect.states import Completed
 
 from tasks.registry.versions import open_registry
 from tasks.runs import run_name
 from tasks.settings import get_settings
 
 if TYPE_CHECKING:
+    from prefect.states import State
+
     from tasks.registry.versions import Manifest
 
 
 @flow(name="retrain", flow_run_name=run_name("retrain"))
 def retrain(
     data: str | None = None, reason: str = "manual", model_name: str | None = None
-) -> Manifest:
-    """Train a candidate on `data` and register it only if it beats the serving champion."""
+) -> Manifest | State:
+    """Train a candidate and register it only if it beats the serving champion.
+
+    With `data` (a CSV), on that batch; without (a drift alert), on the labelled serving traffic
+    of the lookback plus the champion's training set; too few labels end the run "Deferred".
+    """
     # The training stack (scikit-learn, pandera) or kfp loads here, once the run is Running:
     # a worker's fresh process reports the run started without waiting seconds for imports.
-    from tasks.training import stages
+    from tasks.registry.datasets import without_provenance
+    from tasks.training import sources, stages
 
     settings = get_settings(model_name=model_name)
     registry = open_registry(settings, create_bucket=True)
@@ -32,8 +40,11 @@ def retrain(
         stages.announce_registration(manifest, reason)
         return manifest
     contract = stages.read_contract(settings)
-    frame = stages.load_data(data, settings, registry.store)
-    stages.validate_data(frame, contract)
+    found = sources.find_training_set(data, settings, registry, contract)
+    if found.frame is None:
+        return Completed(name="Deferred", message=sources.defer_retrain(found, registry, reason))
+    stages.validate_data(without_provenance(found.frame), contract)
+    frame = sources.snapshot_training_set(found.frame, registry)
     train, holdout = stages.split_data(frame, contract, settings)
     candidate = stages.train_candidate(frame, (train, holdout), contract, settings)
     champion = stages.score_champion(registry, holdout, contract, settings)
@@ -48,7 +59,9 @@ if __name__ == "__main__":
     import argparse
 
     parser = argparse.ArgumentParser(description="Retrain the model on a CSV (path or s3:// URI).")
-    parser.add_argument("--data", help="training CSV; default MLOPS_DATA_URI")
+    parser.add_argument(
+        "--data", help="training CSV; default: MLOPS_DATA_URI, else labelled traffic"
+    )
     parser.add_argument("--reason", default="manual")
     arguments = parser.parse_args()
     retrain(data=arguments.data, reason=arguments.reason)

@@ -17,7 +17,7 @@ from tasks.decisions.canary import CanaryPolicy
 from tasks.decisions.drift import DriftPolicy
 from tasks.decisions.gate import GatePolicy
 from tasks.decisions.guard import GuardPolicy
-from tasks.training.policy import TrainingPolicy
+from tasks.training.policy import TrainingPolicy, TrainingSetPolicy
 
 DEFAULT_CONTRACT = Path(__file__).parent / "data" / "contracts" / "house_prices.yaml"
 
@@ -78,6 +78,10 @@ class Settings(BaseSettings):
     )
     training: TrainingPolicy = Field(
         default_factory=TrainingPolicy, description="the estimator's parameters"
+    )
+    training_set: TrainingSetPolicy = Field(
+        default_factory=TrainingSetPolicy,
+        description="a drift-triggered retrain's data: labelled serving traffic (+ reference)",
     )
 
     # Kubeflow
@@ -210,7 +214,8 @@ LEGACY_NAMES: dict[str, tuple[tuple[str, str], ...]] = {
 # Where a run's default differs from the policy's own (the flows' analysis window is 10 minutes).
 RUN_DEFAULTS: dict[str, dict[str, Any]] = {"canary": {"max_window_s": 600.0}}
 _POLICIES = {"gate": GatePolicy, "canary": CanaryPolicy, "drift": DriftPolicy,
-             "guard": GuardPolicy, "training": TrainingPolicy}  # fmt: skip
+             "guard": GuardPolicy, "training": TrainingPolicy,
+             "training_set": TrainingSetPolicy}  # fmt: skip
 
 
 def known_variables() -> set[str]:

@@ -17,6 +17,7 @@ from tasks.events import model_resource
 from tasks.modelserver.logs import read_serving_logs
 from tasks.registry.versions import Manifest, ModelRegistry, VersionNotFound
 from tasks.runs import task
+from tasks.s3 import ObjectNotFound
 
 
 class ReferenceMissing(RuntimeError):
@@ -35,16 +36,29 @@ def champion_manifest(registry: ModelRegistry) -> Manifest:
 
 @task
 def load_reference(manifest: Manifest, registry: ModelRegistry) -> pd.DataFrame:
-    """The champion's training data, found through its manifest (the digest must still match)."""
-    from tasks.data.loading import data_digest
+    """The champion's training set: its snapshot in the registry, checked against its digest.
 
+    Versions registered before snapshots point at their CSV; that still works while the CSV is
+    there and unchanged.
+    """
+    from tasks.data.loading import data_digest
+    from tasks.registry.datasets import (
+        SnapshotMismatch,
+        is_snapshot,
+        read_snapshot,
+        without_provenance,
+    )
+
+    source = manifest.data.source
     try:
-        frame = load_csv(manifest.data.source, registry.store)
-    except DataLoadError as error:
+        if is_snapshot(source, registry.store):
+            return without_provenance(read_snapshot(registry.store, source, manifest.data.digest))
+        frame = load_csv(source, registry.store)
+    except (DataLoadError, ObjectNotFound, SnapshotMismatch) as error:
         raise ReferenceMissing(f"reference of v{manifest.version} is gone: {error}") from error
     if data_digest(frame) != manifest.data.digest:
         raise ReferenceMissing(
-            f"{manifest.data.source} changed since v{manifest.version} was trained (digest differs)"
+            f"{source} changed since v{manifest.version} was trained (digest differs)"
         )
     return frame
 

@@ -18,3 +18,26 @@ class TrainingPolicy(BaseModel):
 
     def params(self) -> dict[str, object]:
         return self.model_dump()
+
+
+class TrainingSetPolicy(BaseModel):
+    """Where a retrain's data comes from when nobody hands it a batch (a drift alert)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
+
+    lookback_days: float = Field(
+        30.0, gt=0, le=3660, description="how far back labelled serving traffic is read"
+    )
+    min_labelled_rows: int = Field(
+        500, ge=10, description="labelled traffic rows needed; fewer defers the retrain"
+    )
+    add_reference: bool = Field(
+        True, description="add the champion's training snapshot to the traffic rows"
+    )
+    max_reference_share: float = Field(
+        0.5,
+        gt=0,
+        lt=1,
+        description="the reference is sampled down to at most this share of the set, so recent"
+        " traffic weighs more than the past it drifted from",
+    )

@@ -16,6 +16,7 @@ from flows.retrain import retrain
 from tasks.data.loading import DataLoadError
 from tasks.data.synthetic import DriftSpec, generate_house_prices
 from tasks.data.validation import DataValidationError
+from tasks.registry.datasets import read_snapshot
 from tasks.registry.versions import ModelRegistry
 from tasks.s3 import S3Unavailable, connect
 from tasks.settings import Settings
@@ -43,7 +44,16 @@ def test_retrain_registers_announces_and_publishes(flow_env: Settings, good_csv:
     registry = registry_of(flow_env)
     assert [m.version for m in registry.versions()] == [manifest.version] == [1]
     assert manifest.metrics["r2"] > 0.85 and manifest.parent is None
-    assert manifest.data.rows == 1500 and manifest.data.source == str(good_csv)
+    assert manifest.data.rows == 1500
+    # The set is snapshotted once, named by its content: nothing outside the registry is needed.
+    snapshot = read_snapshot(registry.store, manifest.data.source, manifest.data.digest)
+    assert manifest.data.source.endswith(
+        f"/datasets/{flow_env.model_name}/{manifest.data.digest}.parquet"
+    )
+    assert len(snapshot) == 1500
+    pd.testing.assert_frame_equal(
+        snapshot, pd.read_csv(good_csv), check_dtype=False, check_exact=False
+    )
     assert manifest.library_versions["scikit-learn"]
     (event,) = events_named("mlops.model.registered", flow_env.model_name)
     assert event.payload["version"] == 1 and event.payload["reason"] == "first model"
