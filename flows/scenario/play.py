@@ -100,14 +100,20 @@ def _play_drift_and_bad_model(scenario: Scenario, users: Traffic) -> None:
         return f"refused ({run.state.name}); champion still v{w.registry.alias('champion')}"
 
     scenario.step("a corrupt batch reaches retrain", refused)
-    drifted = w.publish("batch-004-drifted", w.houses(seed=4, drifted=True))
     w.switch_traffic(users, w.houses(seed=5, rows=20000, drifted=True))
 
     def drift() -> str:
-        _run("drift-check/drift-daily", {"data": drifted, "window_hours": 24})
-        w.emit_extra_drift_events(4, drifted)  # a burst: still one retrain
+        # Nobody hands the loop a batch any more: the check reads the last minute of serving logs,
+        # and the retrain it triggers learns from the labelled traffic (+ v1's training set).
+        scenario.wait("a minute of drifted traffic, labelled", lambda: w.labelled_rows(60) >= 2000)
+        _run("drift-check/drift-daily", {"window_hours": 1 / 60})
+        w.emit_extra_drift_events(4)  # a burst: still one retrain
         scenario.wait("v2 to be promoted by the canary analysis", lambda: w.champion_served(2))
-        return f"drift → retrain ×{w.retrain_runs_by_event()} → v2 canary → promoted"
+        rows = w.training_rows(2)
+        return (
+            f"drift in the logs → retrain ×{w.retrain_runs_by_event()} on {rows['traffic']}"
+            f" labelled traffic rows + {rows['reference']} of v1's → v2 canary → promoted"
+        )
 
     scenario.step("drift in the market: daily check run now", drift)
 

@@ -6,7 +6,7 @@ import io
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import pandas as pd
@@ -20,6 +20,8 @@ from tasks.data.contract import load_contract
 from tasks.data.loading import data_digest
 from tasks.data.synthetic import CorruptionSpec, DriftSpec, generate_house_prices
 from tasks.events import announce_registration, model_resource
+from tasks.modelserver.logs import read_serving_logs
+from tasks.registry.datasets import read_snapshot
 from tasks.registry.versions import DataSummary, ModelRegistry, ModelSpec, open_registry
 from tasks.s3 import ObjectStore, connect
 from tasks.settings import Settings, get_settings
@@ -93,14 +95,29 @@ class World:
     def switch_traffic(users: Traffic, rows: pd.DataFrame) -> None:
         users.rows = rows.reset_index(drop=True)
 
-    def emit_extra_drift_events(self, count: int, data_uri: str) -> None:
+    def emit_extra_drift_events(self, count: int) -> None:
         """The same alert fired again (another monitor, a retry): it must not start more retrains."""
         for index in range(count):
             emit_event(
                 event="mlops.drift.detected",
                 resource=model_resource(self.model),
-                payload={"summary": f"repeated alert {index + 1}", "data_uri": data_uri},
+                payload={"summary": f"repeated alert {index + 1}", "data_uri": None},
             )
+
+    def labelled_rows(self, seconds: float) -> int:
+        """Rows served in the last `seconds` whose truth has arrived."""
+        until = datetime.now(UTC)
+        logs = read_serving_logs(self.store, self.model, until - timedelta(seconds=seconds), until)
+        return int(logs["label"].notna().sum()) if "label" in logs else 0
+
+    def training_rows(self, version: int) -> dict[str, int]:
+        """Where version's training rows came from, read from its snapshot in the registry."""
+        data = self.registry.manifest(version).data
+        snapshot = read_snapshot(self.store, data.source, data.digest)
+        origin = (
+            snapshot["origin"] if "origin" in snapshot else pd.Series(["batch"] * len(snapshot))
+        )
+        return {name: int((origin == name).sum()) for name in ("traffic", "reference", "batch")}
 
     def retrain_runs_by_event(self) -> int:
         """Retrain runs that completed after being started by a drift event."""

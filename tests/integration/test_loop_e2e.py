@@ -7,6 +7,7 @@ retrain, deploy, canary analysis, promotion and rollback all start from events.
 """
 
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -16,6 +17,8 @@ from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterNam
 from flows.scenario.play import Scenario, play
 from flows.scenario.world import World
 from infra.local_stack import local_stack
+from tasks.modelserver.logs import read_serving_logs
+from tasks.registry.datasets import read_snapshot
 from tasks.settings import Settings
 from tests.support.stack import remove_deployments_and_automations
 
@@ -60,6 +63,15 @@ def test_drift_retrain_canary_promotion_bad_model_rollback_and_guard(
     assert [r.state.name for r in drift_runs] == ["Completed"]
     (retrained,) = drift_runs
     assert retrained.parameters["reason"].startswith("drift: ")
+    assert retrained.parameters["data"] is None  # nobody handed it a batch: labelled traffic
+    # v2 learned from traffic: its snapshot's traffic rows are logged requests, with their labels.
+    v2 = registry.manifest(2).data
+    snapshot = read_snapshot(registry.store, v2.source, v2.digest)
+    traffic = snapshot[snapshot["origin"] == "traffic"]
+    logged = read_serving_logs(registry.store, world.model, datetime.now(UTC) - timedelta(hours=1),
+                               datetime.now(UTC))  # fmt: skip
+    assert len(traffic) >= 500 and set(traffic["request_id"]) <= set(logged["request_id"])
+    assert (snapshot["origin"] == "reference").sum() <= len(traffic)
     # Champion alias, served version and alias history agree; v3 is gone from traffic.
     assert registry.alias("champion") == routing["stable_version"] == 2
     assert routing["canary_version"] is None and registry.alias("canary") is None
