@@ -2,13 +2,22 @@
 
 Nothing here computes statistics or talks to Evidently; `tasks.drift.stats` (exact, all rows) and
 `tasks.drift.check` (Evidently's report) produce `ColumnDrift` results, and `judge_drift` decides.
+
+Values outside the data contract (`OffContract`: categories it does not list, numbers outside its
+[min, max]) reach the serving logs because the model server accepts them. They are counted over
+every logged row and always reported; above a tolerated share they drift their column, because
+they are data the model was never validated for: the contract refuses a training batch with more
+unknown categories than `rules.max_unknown_category_share` (so the serving window is held to the
+same line), and any number out of range (so the model extrapolates there; `max_out_of_range_share`
+keeps a few stray requests from calling a retrain). A column with too few values to be judged
+is not drifted by them either; its counts are still reported.
 """
 
 from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, computed_field
 
 DriftMethod = Literal["psi", "jensenshannon"]
 Role = Literal["feature", "target", "prediction"]
@@ -40,6 +49,13 @@ class DriftPolicy(BaseModel):
     unseen_share: float = Field(
         0.01, gt=0, le=1, description="categories unseen in reference at this share mean drift"
     )
+    max_out_of_range_share: float = Field(
+        0.01,
+        ge=0,
+        le=1,
+        description="a column drifts when more than this share of its current numbers lie "
+        "outside the contract's [min, max]",
+    )
     numeric_bins: int = Field(20, ge=2, le=1000, description="reference-quantile bins per column")
     discrete_values: int = Field(
         20,
@@ -67,6 +83,62 @@ class DriftPolicy(BaseModel):
         return self.numeric_threshold if kind == "numeric" else self.categorical_threshold
 
 
+class OffContract(BaseModel):
+    """One column's current values outside the data contract, which the model server accepted.
+
+    `checked` is 0 for a column the contract does not describe (the prediction); `tolerated` is
+    the share of the checked values they may reach before they drift the column.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    checked: int = Field(0, ge=0, description="non-null current values held against the contract")
+    unknown_categories: int = Field(0, ge=0, description="values outside the contract's categories")
+    below_min: int = Field(0, ge=0, description="numbers below the contract's min")
+    above_max: int = Field(0, ge=0, description="numbers above the contract's max")
+    tolerated: float = Field(1.0, ge=0, le=1, description="share above which they drift the column")
+    examples: list[str] = Field(
+        default_factory=list, description="a few of them: commonest categories, extreme numbers"
+    )
+
+    @computed_field
+    @property
+    def out_of_range(self) -> int:
+        return self.below_min + self.above_max
+
+    @computed_field
+    @property
+    def share(self) -> float:
+        return self.count / self.checked if self.checked else 0.0
+
+    @property
+    def count(self) -> int:
+        return self.unknown_categories + self.out_of_range
+
+    @property
+    def exceeded(self) -> bool:
+        return self.count > 0 and self.share > self.tolerated
+
+    def describe(self) -> str:
+        """E.g. "120 of 2000 values outside the contract (120 unknown categories; 6.0% > 2.0%
+        tolerated; e.g. 'lakeside')"."""
+        kinds = [
+            f"{count} {what}"
+            for count, what in (
+                (self.unknown_categories, "unknown categories"),
+                (self.below_min, "below min"),
+                (self.above_max, "above max"),
+            )
+            if count
+        ]
+        relation = ">" if self.exceeded else "<="
+        shown = f"; e.g. {', '.join(self.examples)}" if self.examples else ""
+        return (
+            f"{self.count} of {self.checked} values outside the contract ({', '.join(kinds)}; "
+            f"{self.share:.1%} {relation} {self.tolerated:.1%} tolerated{shown})"
+        )
+
+
 class ColumnDrift(BaseModel):
     """One column's comparison of current against reference."""
 
@@ -84,17 +156,23 @@ class ColumnDrift(BaseModel):
     current_rows: int = 0
     unseen_share: float = Field(0.0, description="share of current values unseen in reference")
     unseen: dict[str, float] = Field(default_factory=dict, description="top unseen value -> share")
+    off_contract: OffContract = Field(
+        default_factory=OffContract, description="current values outside the data contract"
+    )
     note: str = ""
 
     @property
     def reason(self) -> str:
         if self.status != "judged":
-            return f"{self.name}: not judged ({self.note})"
-        relation = ">=" if self.drifted else "<"
-        text = f"{self.name}: {self.method} {self.score:.4g} {relation} {self.threshold:.4g}"
+            text = f"{self.name}: not judged ({self.note})"
+        else:
+            relation = ">=" if self.score >= self.threshold else "<"
+            text = f"{self.name}: {self.method} {self.score:.4g} {relation} {self.threshold:.4g}"
         if self.unseen:
             shown = ", ".join(f"{value!r} {share:.1%}" for value, share in self.unseen.items())
             text += f"; {self.unseen_share:.1%} unseen in reference ({shown})"
+        if self.off_contract.count:
+            text += f"; {self.off_contract.describe()}"
         return text
 
 
@@ -110,16 +188,32 @@ class DriftVerdict(BaseModel):
     judged_features: int
     drifted_columns: list[str]
     reasons: list[str]
+    off_contract: dict[str, OffContract] = Field(
+        default_factory=dict,
+        description="columns holding current values outside the data contract, judged or not",
+    )
 
 
 def column_drifted(
-    score: float, threshold: float, unseen_share: float, policy: DriftPolicy
+    score: float,
+    threshold: float,
+    unseen_share: float,
+    policy: DriftPolicy,
+    off_contract: OffContract | None = None,
 ) -> bool:
-    """A column drifts when its score reaches the threshold or unseen values are common enough."""
-    return score >= threshold or unseen_share >= policy.unseen_share
+    """A column drifts when its score reaches the threshold, unseen values are common enough, or
+    values outside the contract pass their tolerated share (see the module's docstring)."""
+    outside = off_contract is not None and off_contract.exceeded
+    return score >= threshold or unseen_share >= policy.unseen_share or outside
 
 
-def _insufficient(reasons: list[str], judged: int, policy: DriftPolicy) -> DriftVerdict:
+def _outside(columns: list[ColumnDrift]) -> dict[str, OffContract]:
+    return {c.name: c.off_contract for c in columns if c.off_contract.count}
+
+
+def _insufficient(
+    reasons: list[str], judged: int, policy: DriftPolicy, outside: dict[str, OffContract]
+) -> DriftVerdict:
     return DriftVerdict(
         status="insufficient_data",
         drifted=False,
@@ -128,6 +222,7 @@ def _insufficient(reasons: list[str], judged: int, policy: DriftPolicy) -> Drift
         judged_features=judged,
         drifted_columns=[],
         reasons=reasons,
+        off_contract=outside,
     )
 
 
@@ -136,14 +231,18 @@ def judge_drift(columns: list[ColumnDrift], policy: DriftPolicy) -> DriftVerdict
     features = [c for c in columns if c.role == "feature"]
     judged = [c for c in features if c.status == "judged"]
     skipped = [c.reason for c in columns if c.status == "insufficient"]
+    outside = _outside(columns)
     if not features:
-        return _insufficient(["no feature columns to compare"], 0, policy)
+        return _insufficient(["no feature columns to compare"], 0, policy, outside)
+    # Judged columns holding values outside the contract are named even when not drifted.
+    counted = [c for c in columns if c.status == "judged" and c.off_contract.count]
     if len(judged) < policy.min_judged_share * len(features):
         head = (
             f"insufficient data: {len(judged)} of {len(features)} features could be judged "
             f"(need {policy.min_judged_share:.0%}, at least {policy.min_rows} values per side)"
         )
-        return _insufficient([head, *skipped], len(judged), policy)
+        reasons = [head, *skipped, *(c.reason for c in counted)]
+        return _insufficient(reasons, len(judged), policy, outside)
     drifted = [c for c in columns if c.status == "judged" and c.drifted]
     share = sum(c.role == "feature" for c in drifted) / len(judged)
     reasons = [
@@ -155,6 +254,7 @@ def judge_drift(columns: list[ColumnDrift], policy: DriftPolicy) -> DriftVerdict
         reasons.append("drift of " + ", ".join(f"{c.role} {c.name}" for c in outputs))
     is_drift = share >= policy.drift_share or bool(outputs and policy.target_drift_is_drift)
     reasons += [c.reason for c in drifted] + skipped
+    reasons += [c.reason for c in counted if not c.drifted]
     return DriftVerdict(
         status="drift" if is_drift else "no_drift",
         drifted=is_drift,
@@ -163,4 +263,5 @@ def judge_drift(columns: list[ColumnDrift], policy: DriftPolicy) -> DriftVerdict
         judged_features=len(judged),
         drifted_columns=[c.name for c in drifted],
         reasons=reasons,
+        off_contract=outside,
     )

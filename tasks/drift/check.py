@@ -5,10 +5,16 @@ a seeded sample of at most `policy.evidently_sample_rows` rows per side, with th
 per-type thresholds named explicitly (never its size-dependent default, which switches between a
 K-S p-value and a Wasserstein distance). Evidently is imported inside the functions: importing it
 takes seconds, and importing this module must not.
+
+Evidently knows nothing of the data contract: the exact pass's counts of values outside it ride in
+the report's metadata, so the report JSON carries them beside Evidently's metrics, and the sample
+verdict applies the same off-contract rule as ours (the counts are exact, not a sample statistic).
 """
 
 from __future__ import annotations
 
+import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -30,7 +36,10 @@ __all__ = [
     "evidently_report",
     "report_html",
     "report_json",
+    "with_off_contract",
 ]
+
+DRIFT_CHECK = "mlops_drift_check"  # the report's metadata key of the exact pass's results
 
 
 @dataclass(frozen=True)
@@ -66,9 +75,11 @@ def evidently_report(
     contract: DataContract,
     policy: DriftPolicy,
     only: list[str] | None = None,
+    metadata: dict[str, str] | None = None,
 ) -> Snapshot:
     """Evidently's DataDriftPreset on a seeded sample of each side, with the policy's method and
-    thresholds; `only` limits it to these columns (e.g. those the exact pass could judge)."""
+    thresholds; `only` limits it to these columns (e.g. those the exact pass could judge);
+    `metadata` is stored with the report."""
     from evidently import DataDefinition, Dataset, Report
     from evidently.presets import DataDriftPreset
 
@@ -94,7 +105,7 @@ def evidently_report(
         cat_threshold=policy.categorical_threshold,
         drift_share=policy.drift_share,
     )
-    return Report([preset]).run(
+    return Report([preset], metadata=metadata).run(
         current_data=Dataset.from_pandas(cur[names], data_definition=definition),
         reference_data=Dataset.from_pandas(ref[names], data_definition=definition),
     )
@@ -140,8 +151,29 @@ def report_html(snapshot: Snapshot) -> bytes:
 
 
 def report_json(snapshot: Snapshot) -> bytes:
-    """Evidently's JSON of the report: every metric with its configuration and value."""
-    return snapshot.json().encode("utf-8")
+    """Evidently's JSON of the report (every metric with its configuration and value) and, under
+    "drift_check", the exact pass that `check_drift` stored with it: the verdict and each
+    column's result, with its counts of values outside the contract."""
+    body = json.loads(snapshot.json())
+    exact = snapshot.report.metadata.get(DRIFT_CHECK)
+    if exact:
+        body["drift_check"] = json.loads(exact)
+    return json.dumps(body).encode("utf-8")
+
+
+def with_off_contract(
+    sampled: Sequence[ColumnDrift], exact: Sequence[ColumnDrift]
+) -> list[ColumnDrift]:
+    """Evidently's columns with the exact pass's off-contract counts, drifted by them as ours."""
+    counts = {column.name: column.off_contract for column in exact}
+    columns = []
+    for column in sampled:
+        outside = counts.get(column.name)
+        if outside is not None:
+            drifted = column.drifted or outside.exceeded
+            column = column.model_copy(update={"off_contract": outside, "drifted": drifted})
+        columns.append(column)
+    return columns
 
 
 def check_drift(
@@ -160,8 +192,14 @@ def check_drift(
     if verdict.status == "insufficient_data":
         return DriftReport(verdict, tuple(columns), note="no report: insufficient data")
     judged = [column.name for column in columns if column.status == "judged"]
-    snapshot = evidently_report(reference, current, contract, policy, only=judged)
-    sample_verdict = judge_drift(columns_from_snapshot(snapshot, contract, policy), policy)
+    exact = {
+        "verdict": verdict.model_dump(mode="json"),
+        "columns": [column.model_dump(mode="json") for column in columns],
+    }
+    metadata = {DRIFT_CHECK: json.dumps(exact)}
+    snapshot = evidently_report(reference, current, contract, policy, judged, metadata)
+    sampled = with_off_contract(columns_from_snapshot(snapshot, contract, policy), columns)
+    sample_verdict = judge_drift(sampled, policy)
     rows = min(len(current), policy.evidently_sample_rows)
     note = f"Evidently report on a seeded sample of {rows} current rows"
     return DriftReport(verdict, tuple(columns), snapshot, sample_verdict, note)

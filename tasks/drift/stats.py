@@ -4,7 +4,8 @@ Numeric columns are binned on reference quantiles (or by value when the referenc
 distinct values, as Evidently does); categorical columns are compared by category frequency, and a
 category the reference never held is drift evidence. Scores are PSI or Jensen-Shannon distance,
 the same formulas as Evidently 0.7's "psi" / "jensenshannon" stattests (empty bins filled the same
-way); only the numeric bin edges differ (see `numeric_counts`).
+way); only the numeric bin edges differ (see `numeric_counts`). The same pass counts the current
+values outside the data contract (`off_contract`), on the arrays it already holds.
 """
 
 from __future__ import annotations
@@ -15,8 +16,8 @@ import numpy as np
 import pandas as pd
 from scipy.spatial.distance import jensenshannon
 
-from tasks.data.contract import DataContract
-from tasks.decisions.drift import ColumnDrift, DriftPolicy, Role, column_drifted
+from tasks.data.contract import ColumnSpec, DataContract
+from tasks.decisions.drift import ColumnDrift, DriftPolicy, OffContract, Role, column_drifted
 
 Kind = Literal["numeric", "categorical"]
 Plan = tuple[str, Role, Kind]
@@ -72,11 +73,13 @@ def column_drift(
     results = []
     for name, role, kind in plan:
         cur = current[name] if name in current.columns else pd.Series([], dtype=float)
-        results.append(_compare(reference[name], cur, (name, role, kind), policy))
+        results.append(_compare(reference[name], cur, (name, role, kind), policy, contract))
     return results + absent
 
 
-def _compare(ref: pd.Series, cur: pd.Series, what: Plan, policy: DriftPolicy) -> ColumnDrift:
+def _compare(
+    ref: pd.Series, cur: pd.Series, what: Plan, policy: DriftPolicy, contract: DataContract
+) -> ColumnDrift:
     name, role, kind = what
     if kind == "numeric":
         ref_values, cur_values = _finite(ref, name, "reference"), _finite(cur, name, "current")
@@ -84,10 +87,12 @@ def _compare(ref: pd.Series, cur: pd.Series, what: Plan, policy: DriftPolicy) ->
     else:
         ref_values, cur_values = ref.value_counts(), cur.value_counts()  # NaN left out
         sizes = {"reference": int(ref_values.sum()), "current": int(cur_values.sum())}
+    outside = off_contract(cur_values, contract, name, policy)
     short = [f"{side} has {n} non-null values" for side, n in sizes.items() if n < policy.min_rows]
     if short:
         note = "; ".join(short) + f" (min_rows={policy.min_rows})"
-        return _unjudged(name, role, kind, policy, "insufficient", note, sizes)
+        unjudged = _unjudged(name, role, kind, policy, "insufficient", note, sizes)
+        return unjudged.model_copy(update={"off_contract": outside})
     if kind == "numeric":
         ref_counts, cur_counts = numeric_counts(ref_values, cur_values, policy)
         unseen: dict[str, float] = {}
@@ -104,11 +109,46 @@ def _compare(ref: pd.Series, cur: pd.Series, what: Plan, policy: DriftPolicy) ->
         status="judged",
         score=score,
         threshold=threshold,
-        drifted=column_drifted(score, threshold, unseen_share, policy),
+        drifted=column_drifted(score, threshold, unseen_share, policy, outside),
         reference_rows=sizes["reference"],
         current_rows=sizes["current"],
         unseen_share=unseen_share,
         unseen=unseen,
+        off_contract=outside,
+    )
+
+
+def off_contract(
+    values: np.ndarray | pd.Series, contract: DataContract, name: str, policy: DriftPolicy
+) -> OffContract:
+    """Current values outside the contract's spec of column `name` (nothing for a column it does
+    not describe): `values` are a numeric column's finite values or a category's value counts.
+    Unknown categories are tolerated up to the contract's own `max_unknown_category_share`."""
+    spec = next((c for c in (*contract.columns, contract.target) if c.name == name), None)
+    if spec is None:
+        return OffContract()
+    if spec.is_numeric:
+        return _out_of_range(np.asarray(values), spec, policy.max_out_of_range_share)
+    unknown = values[~values.index.astype(str).isin(spec.categories or ())]  # commonest first
+    return OffContract(
+        checked=int(values.sum()),
+        unknown_categories=int(unknown.sum()),
+        tolerated=contract.rules.max_unknown_category_share,
+        examples=[repr(str(value)) for value in unknown.index[:SHOWN_UNSEEN]],
+    )
+
+
+def _out_of_range(values: np.ndarray, spec: ColumnSpec, tolerated: float) -> OffContract:
+    below = values[values < spec.min] if spec.min is not None else values[:0]
+    above = values[values > spec.max] if spec.max is not None else values[:0]
+    extremes = [f"{below.min():g}"] if len(below) else []
+    extremes += [f"{above.max():g}"] if len(above) else []
+    return OffContract(
+        checked=len(values),
+        below_min=len(below),
+        above_max=len(above),
+        tolerated=tolerated,
+        examples=extremes,
     )
 
 
