@@ -8,6 +8,10 @@ Layout under the bucket (see DESIGN.md):
     models/<name>/aliases/<alias>.json   one small pointer object per alias (one PUT moves it)
     models/<name>/history/<time>-<token>.json   one object per alias move, never rewritten
     models/<name>/leases/<what>/<expiry>-<token>   short leases serialising alias moves and releases
+    models/<name>/index/history/head.json, archive.json.gz   the alias history's index, a cache
+        of the history objects and pointers (history_index.py)
+    models/<name>/index/versions/<block>.json   the manifests as stored, 100 versions a block, a
+        cache checked against a listing of the manifests on every read (version_index.py)
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ import random
 import re
 import secrets
 import time
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, suppress
 from datetime import UTC, datetime
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -29,10 +33,10 @@ from tasks.registry.aliases import ANY, AliasBook, AliasConflict, AliasMove
 from tasks.registry.errors import RegistryError, actor
 from tasks.registry.leases import lease
 from tasks.registry.signing import SignatureError, sign, signing_key, verify
+from tasks.registry.version_index import VersionIndex
 from tasks.s3 import ObjectNotFound, ObjectStore, connect
 from tasks.settings import Settings
 
-VERSION_DIR = re.compile(r"/v(\d+)/$")
 CLAIM_KEY = re.compile(r"/claims/v(\d+)/[^/]+$")
 LOG = logging.getLogger(__name__)
 __all__ = [  # the aliases' and the base's names are part of this module's interface
@@ -105,6 +109,7 @@ class ModelRegistry:
         self.prefix = f"models/{name}/"
         self.signing_key = signing_key  # when set: sign what we write, refuse what is unsigned
         self.book = AliasBook(store, self.prefix, name, self.lock, self.load_bytes)
+        self.versions_index = VersionIndex(store, self.prefix)
 
     # -- aliases: the book does the work; these are the registry's public face ----------------
     def alias(self, alias: str) -> int | None:
@@ -153,10 +158,12 @@ class ModelRegistry:
         )
         document = manifest.model_dump_json(indent=2).encode()
         self.store.put_bytes(directory + "model.joblib", payload)
-        if self.signing_key is not None:
-            self.store.put_bytes(directory + "manifest.sig", sign(self.signing_key, document))
+        signature = None if self.signing_key is None else sign(self.signing_key, document)
+        if signature is not None:
+            self.store.put_bytes(directory + "manifest.sig", signature)
         # The manifest is the commit point: a version without one is invisible everywhere.
         self.store.put_bytes(directory + "manifest.json", document, "application/json")
+        self.versions_index.record(version, document, signature)
         return manifest
 
     def _claim_version(self, max_attempts: int) -> int:
@@ -191,8 +198,20 @@ class ModelRegistry:
             raw = self.store.get_bytes(key)
         except ObjectNotFound as error:
             raise VersionNotFound(f"{self.name} v{version} does not exist (no manifest)") from error
+        signature = None
         if self.signing_key is not None:
-            self._verify_signature(version, raw)
+            with suppress(ObjectNotFound):  # unsigned: refused by _checked
+                signature = self.store.get_bytes(f"{self.prefix}v{version}/manifest.sig")
+        return self._checked(version, raw, signature)
+
+    def _checked(self, version: int, raw: bytes, signature: bytes | None) -> Manifest:
+        """The manifest in `raw`, once it verifies: signed with our key (when we hold one),
+        valid, and describing this model and version."""
+        if self.signing_key is not None:
+            try:
+                verify(self.signing_key, raw, signature, f"{self.name} v{version}")
+            except SignatureError as error:
+                raise IntegrityError(str(error)) from error
         try:
             manifest = Manifest.model_validate_json(raw)
         except ValidationError as error:
@@ -206,27 +225,13 @@ class ModelRegistry:
             )
         return manifest
 
-    def _verify_signature(self, version: int, raw: bytes) -> None:
-        assert self.signing_key is not None
-        try:
-            signature = self.store.get_bytes(f"{self.prefix}v{version}/manifest.sig")
-        except ObjectNotFound:
-            signature = None
-        try:
-            verify(self.signing_key, raw, signature, f"{self.name} v{version}")
-        except SignatureError as error:
-            raise IntegrityError(str(error)) from error
-
     def versions(self) -> list[Manifest]:
-        """Every complete version, oldest first."""
-        keys = self.store.list_keys(self.prefix, recursive=False)
-        numbers = sorted(int(match.group(1)) for key in keys if (match := VERSION_DIR.search(key)))
+        """Every complete version, oldest first, each verified as `manifest()` does; from the
+        versions index, checked against one listing of what exists (see version_index.py)."""
         found = []
-        for number in numbers:
+        for number, stored in self.versions_index.read().items():
             try:
-                found.append(self.manifest(number))
-            except VersionNotFound:
-                continue  # claimed but never completed (a crashed registration): not a version
+                found.append(self._checked(number, stored.manifest, stored.signature))
             except IntegrityError as error:
                 LOG.warning("skipping a version that does not verify: %s", error)
         return found
