@@ -186,15 +186,7 @@ def accuracy_check(s: VersionEvidence, c: VersionEvidence, p: CanaryPolicy) -> C
     low = difference(c.losses, s.losses, **a)
     high = difference(c.losses, s.losses, weight=1 + margin, **b)
     status = _status(low.lower > 0, high.upper < 0)
-    rel_low = Interval.model_construct(
-        estimate=low.estimate / base, lower=low.lower / base, upper=low.upper / base, t=low.t
-    )
-    rel_high = Interval.model_construct(
-        estimate=high.estimate / base + margin,
-        lower=high.lower / base + margin,
-        upper=high.upper / base + margin,
-        t=high.t,
-    )
+    rel_low, rel_high = low.scaled(base), high.scaled(base, shift=margin)
     detail = f"mean {c.loss_name} canary {c.losses.mean:.4g} vs stable {s.losses.mean:.4g}"
     detail += f" ({rel_low.estimate:+.1%}; bounds {_bounds(rel_low, rel_high, '+.1%')},"
     detail += f" margin +{margin:.0%}, n={nc}/{ns}): {status}"
@@ -226,12 +218,7 @@ def shift_check(
     sd = math.sqrt(s.predictions.variance) or 1.0
     low = difference(c.predictions, s.predictions, **a)
     high = difference(c.predictions, s.predictions, **b)
-    low, high = (
-        Interval.model_construct(
-            estimate=iv.estimate / sd, lower=iv.lower / sd, upper=iv.upper / sd, t=iv.t
-        )
-        for iv in (low, high)
-    )
+    low, high = low.scaled(sd), high.scaled(sd)
     enough = min(c.predictions.n, s.predictions.n) >= p.min_samples
     shifted = enough and (low.lower > m or low.upper < -m)
     status = _status(shifted and not justified and not labels_flowing,

@@ -87,6 +87,13 @@ class Interval(BaseModel):
     upper: float
     t: int = Field(description="Observations behind it, both arms together.")
 
+    def scaled(self, factor: float, shift: float = 0.0) -> Interval:
+        """The same interval in other units: every end divided by `factor`, then `shift` added."""
+        return Interval.model_construct(
+            estimate=self.estimate / factor + shift, lower=self.lower / factor + shift,
+            upper=self.upper / factor + shift, t=self.t,
+        )  # fmt: skip
+
 
 def best_rho2(t_opt: float, alpha: float) -> float:
     """ρ² that makes the sequence tightest at t_opt observations (Waudby-Smith et al., Eq. 5)."""

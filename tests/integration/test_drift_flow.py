@@ -5,7 +5,6 @@ the champion, and read back from S3 by the flow; the rows are sent with their sa
 attached later as labels, as users' traffic would be (infra/traffic.py).
 """
 
-import io
 import json
 import uuid
 from collections.abc import Iterator
@@ -34,7 +33,7 @@ from tasks.s3 import connect
 from tasks.settings import Settings
 from tests.support.models import HouseModels
 from tests.support.specs import spec_for
-from tests.support.stack import events_named
+from tests.support.stack import events_named, publish_csv
 
 pytestmark = pytest.mark.integration
 WINDOW_ROWS = 2000
@@ -49,18 +48,9 @@ OFF_CONTRACT = [
 ]
 
 
-def publish(settings: Settings, name: str, frame) -> str:
-    store = connect(settings)
-    store.ensure_bucket()
-    buffer = io.StringIO()
-    frame.to_csv(buffer, index=False)
-    store.put_bytes(f"datasets/{settings.model_name}/{name}.csv", buffer.getvalue().encode())
-    return f"s3://{settings.bucket}/datasets/{settings.model_name}/{name}.csv"
-
-
 @pytest.fixture
 def champion(flow_env: Settings) -> ModelRegistry:
-    data = publish(flow_env, "train", generate_house_prices(2000, seed=31))
+    data = publish_csv(flow_env, "train", generate_house_prices(2000, seed=31))
     manifest = retrain(data=data, reason="champion")
     registry = ModelRegistry(connect(flow_env), flow_env.model_name)
     registry.set_alias("champion", manifest.version, "test")
@@ -68,14 +58,14 @@ def champion(flow_env: Settings) -> ModelRegistry:
 
 
 def test_same_distribution_is_not_drift_and_emits_nothing(flow_env: Settings, champion) -> None:
-    batch = publish(flow_env, "same", generate_house_prices(2000, seed=32))
+    batch = publish_csv(flow_env, "same", generate_house_prices(2000, seed=32))
     verdict = drift_check(data=batch)
     assert verdict.status == "no_drift" and verdict.drifted_columns == []
     assert events_named("mlops.drift.detected", flow_env.model_name, timeout=3) == []
 
 
 def test_drift_is_detected_named_reported_and_announced(flow_env: Settings, champion) -> None:
-    batch = publish(flow_env, "drifted", generate_house_prices(
+    batch = publish_csv(flow_env, "drifted", generate_house_prices(
         2000, seed=33, drift=DriftSpec(size_shift=0.4, age_shift_years=15, price_level=1.2)))  # fmt: skip
     verdict = drift_check(data=batch)
     assert verdict.status == "drift"
@@ -100,7 +90,7 @@ def test_empty_window_is_insufficient_not_drift(flow_env: Settings, champion) ->
 def test_missing_reference_is_a_clear_error(flow_env: Settings, champion) -> None:
     source = champion.manifest(1).data.source  # the training snapshot, not the CSV
     champion.store.delete(source.removeprefix(f"s3://{flow_env.bucket}/"))
-    batch = publish(flow_env, "any", generate_house_prices(500, seed=34))
+    batch = publish_csv(flow_env, "any", generate_house_prices(500, seed=34))
     with pytest.raises(ReferenceMissing, match="reference of v1 is gone"):
         drift_check(data=batch)
 
@@ -150,7 +140,7 @@ def served(
     """A real model (trained once per session) registered as champion with the data it was
     trained on as its reference, served by a model server process that logs to S3."""
     frame = generate_house_prices(1500, seed=31)  # what house_models.get(31) trains on
-    source = publish(flow_env, "train", frame)
+    source = publish_csv(flow_env, "train", frame)
     registry = ModelRegistry(connect(flow_env), flow_env.model_name)
     digest = data_digest(load_csv(source, registry.store))
     spec = spec_for(contract, digest=digest, rows=len(frame))

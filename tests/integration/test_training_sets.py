@@ -24,23 +24,14 @@ from tasks.registry.versions import ModelRegistry
 from tasks.s3 import connect
 from tasks.settings import Settings
 from tests.support.prefect_faults import wait_until
-from tests.support.stack import events_named
+from tests.support.stack import events_named, publish_csv
 
 pytestmark = pytest.mark.integration
 
 
-def _publish(settings: Settings, name: str, frame: pd.DataFrame) -> str:
-    store = connect(settings)
-    store.ensure_bucket()
-    buffer = io.StringIO()
-    frame.to_csv(buffer, index=False)
-    store.put_bytes(f"datasets/{settings.model_name}/{name}.csv", buffer.getvalue().encode())
-    return f"s3://{settings.bucket}/datasets/{settings.model_name}/{name}.csv"
-
-
 @pytest.fixture
 def champion(flow_env: Settings) -> ModelRegistry:
-    data = _publish(flow_env, "first", generate_house_prices(2000, seed=61))
+    data = publish_csv(flow_env, "first", generate_house_prices(2000, seed=61))
     manifest = retrain(data=data, reason="first model")
     registry = ModelRegistry(connect(flow_env), flow_env.model_name)
     registry.set_alias("champion", manifest.version, "test")
@@ -51,7 +42,7 @@ def test_deleting_the_original_csv_changes_nothing_for_drift_or_history(
     flow_env: Settings, champion: ModelRegistry
 ) -> None:
     champion.store.delete(f"datasets/{flow_env.model_name}/first.csv")
-    batch = _publish(flow_env, "same", generate_house_prices(2000, seed=62))
+    batch = publish_csv(flow_env, "same", generate_house_prices(2000, seed=62))
     assert drift_check(data=batch).status == "no_drift"  # the reference is the snapshot
     assert [m.to_version for m in champion.history()] == [1]
 
@@ -65,7 +56,7 @@ def test_a_changed_snapshot_is_refused_by_name(flow_env: Settings, champion: Mod
     buffer = io.BytesIO()
     tampered.to_parquet(buffer, index=False)
     champion.store.put_bytes(key, buffer.getvalue())
-    batch = _publish(flow_env, "any", generate_house_prices(500, seed=63))
+    batch = publish_csv(flow_env, "any", generate_house_prices(500, seed=63))
     with pytest.raises(ReferenceMissing, match="does not match its name"):
         drift_check(data=batch)
 

@@ -45,3 +45,17 @@ def remove_deployments_and_automations() -> None:
             client.delete_automation(automation.id)
         for deployment in client.read_deployments():
             client.delete_deployment(deployment.id)
+
+
+def publish_csv(settings: Settings, name: str, frame) -> str:
+    """Put `frame` in the bucket as datasets/<model>/<name>.csv; its s3:// URI."""
+    import io
+
+    from tasks.s3 import connect
+
+    store = connect(settings)
+    store.ensure_bucket()
+    buffer = io.StringIO()
+    frame.to_csv(buffer, index=False)
+    store.put_bytes(f"datasets/{settings.model_name}/{name}.csv", buffer.getvalue().encode())
+    return f"s3://{settings.bucket}/datasets/{settings.model_name}/{name}.csv"
