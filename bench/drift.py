@@ -35,6 +35,7 @@ import ctypes
 import gc
 import json
 import os
+import secrets
 import subprocess
 import sys
 import time
@@ -225,14 +226,13 @@ def logs_child(model: str, reference_rows: int) -> None:
     import evidently  # noqa: F401  (paid once per flow run, not timed)
 
     from tasks.drift.stages import load_current
-    from tasks.registry.versions import ModelRegistry
-    from tasks.s3 import connect
+    from tasks.registry.versions import open_registry
     from tasks.settings import get_settings
 
     contract, policy = load_contract(DEFAULT_CONTRACT), DriftPolicy()
     warm_up(contract, policy)
     reference = generate_house_prices(reference_rows, seed=1)
-    registry = ModelRegistry(connect(get_settings()), model)
+    registry = open_registry(get_settings(model_name=model))
     held: dict[str, pd.DataFrame] = {}
 
     def read() -> str:
@@ -277,7 +277,8 @@ def bench_logs(rows: int, files: int, reference_rows: int) -> dict:
         child = subprocess.run(
             [sys.executable, "-m", "bench.drift", "--logs-child", model,
              "--reference-rows", str(reference_rows)],
-            env={**os.environ, **server.env()}, capture_output=True, text=True,
+            env={**os.environ, **server.env(), "MLOPS_MANIFEST_KEY": secrets.token_hex(32)},
+            capture_output=True, text=True,
             cwd=Path(__file__).resolve().parents[1], check=False,
         )  # fmt: skip
     if child.returncode != 0:

@@ -57,6 +57,8 @@ from tasks.training.model import TrainedModel, library_versions, train_model
 
 T = TypeVar("T")
 
+BENCH_KEY = secrets.token_bytes(32)  # a random manifest signing key per run
+
 
 @dataclass(frozen=True)
 class Spread:
@@ -215,7 +217,7 @@ def measure_registry(
 ) -> RegistryFigures:
     """Median and p95 of register/load and raw put/get over `reps` rounds (after one warm-up)."""
     timed = TimedStore(store)
-    registry = ModelRegistry(timed, "bench-model")
+    registry = ModelRegistry(timed, "bench-model", BENCH_KEY)  # signed, as in production
     buffer = io.BytesIO()
     joblib.dump(trained.model, buffer)
     payload = buffer.getvalue()
@@ -335,7 +337,7 @@ def time_reads(
 
 def measure_alias_reads(store: ObjectStore, sizes: list[int], reps: int) -> list[ReadFigures]:
     """alias(), version_at and history() at each history length, now and before the index."""
-    registry = ModelRegistry(store, "bench-aliases")
+    registry = ModelRegistry(store, "bench-aliases", BENCH_KEY)
     for _ in range(2):
         registry.register(tiny_model(), tiny_spec())
     figures, made = [], 0
@@ -379,7 +381,7 @@ def tiny_spec() -> ModelSpec:
 def measure_versions(store: ObjectStore, spec: ModelSpec, count: int, reps: int) -> ReadFigures:
     """versions() with `count` versions (a tiny model, the reference model's manifest), now
     and before the index."""
-    registry = ModelRegistry(store, "bench-versions")
+    registry = ModelRegistry(store, "bench-versions", BENCH_KEY)
     started = time.perf_counter()
     for number in range(count):
         registry.register(tiny_model(), spec)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import secrets
 import statistics
 import threading
 import time
@@ -126,7 +127,10 @@ def _register(s3_env: dict[str, str]):
     contract = load_contract(settings.contract_path)
     frame = generate_house_prices(1500, seed=1)
     model = train_model(frame, contract, seed=1).model
-    registry = ModelRegistry(store, f"bench-{uuid.uuid4().hex[:6]}")
+    # Signed, as in production; the model servers it starts inherit the key from the environment.
+    os.environ.setdefault("MLOPS_MANIFEST_KEY", secrets.token_hex(32))
+    key = os.environ["MLOPS_MANIFEST_KEY"].encode()
+    registry = ModelRegistry(store, f"bench-{uuid.uuid4().hex[:6]}", key)
     spec = ModelSpec(
         features=contract.feature_names,
         target=contract.target.name,

@@ -47,10 +47,15 @@ class Settings(BaseSettings):
     s3_timeout_s: float = Field(5.0, gt=0, le=120, description="connect/read timeout per S3 call")
     bucket: str = Field("mlops", min_length=3, max_length=63, description="registry bucket")
     manifest_key: SecretStr | None = Field(
-        None, description="HMAC key that signs manifests; when set, unsigned versions are refused"
+        None, description="HMAC key that signs manifests and verifies them before any load"
     )
     manifest_key_block: str | None = Field(
         None, description="name of a Prefect Secret block holding the manifest HMAC key"
+    )
+    allow_unsigned: bool = Field(
+        False,
+        description="without a manifest key, register and load unsigned versions (insecure; "
+        "warns on every load); otherwise a registry without a key refuses",
     )
 
     # Model and data

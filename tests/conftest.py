@@ -6,6 +6,7 @@ imports from there, never from another test module or from a conftest.
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,12 +21,20 @@ from infra.local_stack import environment  # noqa: E402
 from infra.prefect_server import PrefectServer, prefect_session  # noqa: E402
 from tasks.data.contract import DataContract, load_contract  # noqa: E402
 from tasks.settings import DEFAULT_CONTRACT, Settings, get_settings  # noqa: E402
+from tests.support.keys import TEST_KEY_HEX  # noqa: E402
 from tests.support.lanes import LANE_MARKERS, lane_of  # noqa: E402
 from tests.support.models import HouseModels  # noqa: E402
 
 # The served champion the bad-input modules of tests/reliability share (`bad_input_world`).
 pytest_plugins = ["tests.support.bad_world", "tests.support.record_plugin"]
 TESTS = Path(__file__).resolve().parent
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Signatures on, as in production: every process the tests start signs and verifies with
+    the session's key (a test about a missing key removes it with monkeypatch)."""
+    os.environ["MLOPS_MANIFEST_KEY"] = TEST_KEY_HEX
+    os.environ.pop("MLOPS_ALLOW_UNSIGNED", None)
 
 
 @pytest.hookimpl(tryfirst=True)  # before `-m` deselects by marker

@@ -2,7 +2,7 @@
 
 Layout under the bucket (see DESIGN.md):
     models/<name>/v<N>/model.joblib      what KServe's sklearn runtime loads
-    models/<name>/v<N>/manifest.sig      HMAC of manifest.json when a signing key is configured
+    models/<name>/v<N>/manifest.sig      HMAC of manifest.json (always, unless MLOPS_ALLOW_UNSIGNED)
     models/<name>/v<N>/manifest.json     written last: a version exists once its manifest does
     models/<name>/claims/v<N>/<token>    version-number claims: a claim alone under <N> owns it
     models/<name>/aliases/<alias>.json   one small pointer object per alias (one PUT moves it)
@@ -32,7 +32,13 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from tasks.registry.aliases import ANY, AliasBook, AliasConflict, AliasMove
 from tasks.registry.errors import RegistryError, actor
 from tasks.registry.leases import lease
-from tasks.registry.signing import SignatureError, sign, signing_key, verify
+from tasks.registry.signing import (
+    SignatureError,
+    SigningKeyMissing,
+    sign,
+    signing_key,
+    verify,
+)
 from tasks.registry.version_index import VersionIndex
 from tasks.s3 import ObjectNotFound, ObjectStore, connect
 from tasks.settings import Settings
@@ -103,11 +109,21 @@ class Manifest(ModelSpec):
 class ModelRegistry:
     """Versions and aliases of one model name in one bucket."""
 
-    def __init__(self, store: ObjectStore, name: str, signing_key: bytes | None = None) -> None:
+    def __init__(
+        self,
+        store: ObjectStore,
+        name: str,
+        signing_key: bytes | None = None,
+        *,
+        allow_unsigned: bool = False,
+    ) -> None:
         self.store = store
         self.name = name
         self.prefix = f"models/{name}/"
-        self.signing_key = signing_key  # when set: sign what we write, refuse what is unsigned
+        # With a key: sign what we write, refuse what does not verify. Without one, refuse to
+        # register or read versions at all, unless unsigned operation is asked for by name.
+        self.signing_key = signing_key
+        self.allow_unsigned = allow_unsigned
         self.book = AliasBook(store, self.prefix, name, self.lock, self.load_bytes)
         self.versions_index = VersionIndex(store, self.prefix)
 
@@ -141,6 +157,7 @@ class ModelRegistry:
         """Store a new version; racing callers get distinct numbers and nothing is overwritten."""
         import joblib
 
+        self._require_key("register a version of")
         buffer = io.BytesIO()
         joblib.dump(model, buffer)
         payload = buffer.getvalue()
@@ -207,6 +224,7 @@ class ModelRegistry:
     def _checked(self, version: int, raw: bytes, signature: bytes | None) -> Manifest:
         """The manifest in `raw`, once it verifies: signed with our key (when we hold one),
         valid, and describing this model and version."""
+        self._require_key("read the versions of")
         if self.signing_key is not None:
             try:
                 verify(self.signing_key, raw, signature, f"{self.name} v{version}")
@@ -236,9 +254,23 @@ class ModelRegistry:
                 LOG.warning("skipping a version that does not verify: %s", error)
         return found
 
+    def _require_key(self, action: str) -> None:
+        if self.signing_key is None and not self.allow_unsigned:
+            raise SigningKeyMissing(
+                f"refusing to {action} {self.name}: no manifest signing key. Set "
+                "MLOPS_MANIFEST_KEY (at least 32 bytes) or MLOPS_MANIFEST_KEY_BLOCK (a Prefect "
+                "Secret block); MLOPS_ALLOW_UNSIGNED=true turns signatures off, insecurely"
+            )
+
     def load_bytes(self, version: int) -> tuple[Manifest, bytes]:
         """The verified model file of a version; raises IntegrityError on a sha256 mismatch."""
         manifest = self.manifest(version)
+        if self.signing_key is None:
+            LOG.warning(
+                "loading %s v%d WITHOUT signature verification (MLOPS_ALLOW_UNSIGNED=true): "
+                "anyone who can write the bucket can choose what gets unpickled",
+                self.name, version,
+            )  # fmt: skip
         try:
             payload = self.store.get_bytes(f"{self.prefix}v{version}/model.joblib")
         except ObjectNotFound as error:
@@ -269,4 +301,6 @@ def open_registry(
     store = store or connect(settings)
     if create_bucket:
         store.ensure_bucket(versioning=True)
-    return ModelRegistry(store, settings.model_name, signing_key(settings))
+    return ModelRegistry(
+        store, settings.model_name, signing_key(settings), allow_unsigned=settings.allow_unsigned
+    )

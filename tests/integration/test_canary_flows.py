@@ -26,6 +26,7 @@ from tasks.release.acts import ReleaseError
 from tasks.s3 import connect
 from tasks.settings import Settings
 from tasks.training.model import train_model
+from tests.support.keys import TEST_KEY
 from tests.support.models import HouseModels, register
 from tests.support.specs import spec_for
 from tests.support.stack import events_named
@@ -35,7 +36,7 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture
 def served(flow_env: Settings, s3_server, house_models: HouseModels, monkeypatch) -> Iterator[dict]:
-    registry = ModelRegistry(connect(flow_env), flow_env.model_name)
+    registry = ModelRegistry(connect(flow_env), flow_env.model_name, TEST_KEY)
     registry.store.ensure_bucket()
     versions = {
         "v1": register(registry, house_models, 41, 1.0),

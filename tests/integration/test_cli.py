@@ -9,6 +9,7 @@ from flows.cli import main, parser
 from tasks.registry.versions import ModelRegistry
 from tasks.s3 import connect
 from tasks.settings import Settings
+from tests.support.keys import TEST_KEY
 from tests.support.specs import spec_for
 
 pytestmark = pytest.mark.integration
@@ -25,7 +26,7 @@ def test_help_names_every_act() -> None:
 
 
 def test_status_and_history(flow_env: Settings, capsys: pytest.CaptureFixture) -> None:
-    registry = ModelRegistry(connect(flow_env), flow_env.model_name)
+    registry = ModelRegistry(connect(flow_env), flow_env.model_name, TEST_KEY)
     registry.store.ensure_bucket()
     spec = spec_for(rows=1, library_versions={})
     registry.register({"m": 1}, spec)

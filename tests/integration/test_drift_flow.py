@@ -31,6 +31,7 @@ from tasks.modelserver.logs import attach_labels
 from tasks.registry.versions import DataSummary, ModelRegistry, VersionNotFound
 from tasks.s3 import connect
 from tasks.settings import Settings
+from tests.support.keys import TEST_KEY
 from tests.support.models import HouseModels
 from tests.support.specs import spec_for
 from tests.support.stack import events_named, publish_csv
@@ -52,7 +53,7 @@ OFF_CONTRACT = [
 def champion(flow_env: Settings) -> ModelRegistry:
     data = publish_csv(flow_env, "train", generate_house_prices(2000, seed=31))
     manifest = retrain(data=data, reason="champion")
-    registry = ModelRegistry(connect(flow_env), flow_env.model_name)
+    registry = ModelRegistry(connect(flow_env), flow_env.model_name, TEST_KEY)
     registry.set_alias("champion", manifest.version, "test")
     return registry
 
@@ -141,7 +142,7 @@ def served(
     trained on as its reference, served by a model server process that logs to S3."""
     frame = generate_house_prices(1500, seed=31)  # what house_models.get(31) trains on
     source = publish_csv(flow_env, "train", frame)
-    registry = ModelRegistry(connect(flow_env), flow_env.model_name)
+    registry = ModelRegistry(connect(flow_env), flow_env.model_name, TEST_KEY)
     digest = data_digest(load_csv(source, registry.store))
     spec = spec_for(contract, digest=digest, rows=len(frame))
     spec = spec.model_copy(update={"data": DataSummary(digest=digest, rows=len(frame),

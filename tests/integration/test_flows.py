@@ -21,6 +21,7 @@ from tasks.registry.versions import ModelRegistry
 from tasks.s3 import S3Unavailable, connect
 from tasks.settings import Settings
 from tasks.training.stages import GateFailed
+from tests.support.keys import TEST_KEY
 from tests.support.stack import events_named
 
 pytestmark = pytest.mark.integration
@@ -36,7 +37,7 @@ def good_csv(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def registry_of(settings: Settings) -> ModelRegistry:
     store = connect(settings)
     store.ensure_bucket()
-    return ModelRegistry(store, settings.model_name)
+    return ModelRegistry(store, settings.model_name, TEST_KEY)
 
 
 def test_retrain_registers_announces_and_publishes(flow_env: Settings, good_csv: Path) -> None:

@@ -16,6 +16,7 @@ from tasks.kubeflow.retrain import KubeflowRunFailed
 from tasks.registry.versions import ModelRegistry
 from tasks.s3 import connect
 from tasks.settings import Settings
+from tests.support.keys import TEST_KEY
 from tests.support.specs import spec_for
 from tests.support.stack import events_named
 from tests.support.standins.kfp_api import API, KfpApiStandIn, serve
@@ -39,7 +40,7 @@ class RegisteringStandIn(KfpApiStandIn):
 
 @pytest.fixture
 def kfp(flow_env: Settings, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple]:
-    registry = ModelRegistry(connect(flow_env), flow_env.model_name)
+    registry = ModelRegistry(connect(flow_env), flow_env.model_name, TEST_KEY)
     registry.store.ensure_bucket()
     standin = RegisteringStandIn(registry)
     with serve(standin) as url:

@@ -16,6 +16,7 @@ from tasks.registry.versions import (
     VersionNotFound,
 )
 from tasks.s3 import S3Unavailable, connect
+from tests.support.keys import TEST_KEY
 from tests.support.specs import spec_for
 from tests.support.stack import settings_for
 
@@ -28,7 +29,7 @@ SPEC = spec_for()
 def registry(any_s3_server, model_name: str) -> ModelRegistry:
     store = connect(settings_for(any_s3_server))
     store.ensure_bucket()
-    return ModelRegistry(store, model_name)
+    return ModelRegistry(store, model_name, TEST_KEY)
 
 
 def small_model(slope: float) -> LinearRegression:
@@ -132,7 +133,7 @@ def test_unreachable_server_fails_fast_with_a_clear_error(model_name: str) -> No
                             s3_secret_key="b", s3_retries=2, s3_timeout_s=1)  # fmt: skip
     started = time.monotonic()
     with pytest.raises(S3Unavailable, match="unreachable"):
-        ModelRegistry(connect(settings), model_name).register(small_model(1.0), SPEC)
+        ModelRegistry(connect(settings), model_name, TEST_KEY).register(small_model(1.0), SPEC)
     assert time.monotonic() - started < 15
 
 
@@ -150,6 +151,6 @@ def test_a_missing_bucket_is_named(any_s3_server, model_name: str) -> None:
 
     store = connect(settings_for(any_s3_server, bucket="no-such-bucket-here"))
     with pytest.raises(BucketNotFound, match="'no-such-bucket-here' does not exist"):
-        ModelRegistry(store, model_name).aliases()
+        ModelRegistry(store, model_name, TEST_KEY).aliases()
     with pytest.raises(BucketNotFound, match="create it first"):
         store.get_bytes("models/x/v1/manifest.json")

@@ -37,6 +37,7 @@ from tasks.registry.versions import Manifest, ModelRegistry, ModelSpec
 from tasks.s3 import ObjectStore, connect
 from tasks.settings import get_settings
 from tasks.training.model import train_model
+from tests.support.keys import TEST_KEY
 from tests.support.specs import spec_for
 
 pytestmark = pytest.mark.integration
@@ -108,7 +109,7 @@ def world(s3_server: S3Server, contract: DataContract) -> Iterator[World]:
     )
     store = connect(settings)
     store.ensure_bucket()
-    registry = ModelRegistry(store, name)
+    registry = ModelRegistry(store, name, TEST_KEY)
     frame = generate_house_prices(1500, seed=1)
     manifests, models = _register_models(registry, contract, frame)
     options = ServeOptions(routing=Routing(stable_version=1), max_batch=500, log_flush_seconds=2)

@@ -23,6 +23,7 @@ from tasks.registry.datasets import read_snapshot
 from tasks.registry.versions import ModelRegistry
 from tasks.s3 import connect
 from tasks.settings import Settings
+from tests.support.keys import TEST_KEY
 from tests.support.prefect_faults import wait_until
 from tests.support.stack import events_named, publish_csv
 
@@ -33,7 +34,7 @@ pytestmark = pytest.mark.integration
 def champion(flow_env: Settings) -> ModelRegistry:
     data = publish_csv(flow_env, "first", generate_house_prices(2000, seed=61))
     manifest = retrain(data=data, reason="first model")
-    registry = ModelRegistry(connect(flow_env), flow_env.model_name)
+    registry = ModelRegistry(connect(flow_env), flow_env.model_name, TEST_KEY)
     registry.set_alias("champion", manifest.version, "test")
     return registry
 

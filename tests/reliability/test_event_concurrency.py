@@ -18,6 +18,7 @@ from tasks.events import model_resource
 from tasks.registry.versions import ModelRegistry
 from tasks.s3 import connect
 from tasks.settings import Settings
+from tests.support.keys import TEST_KEY
 from tests.support.prefect_faults import (
     deployed,
     private_pool,
@@ -37,7 +38,7 @@ def test_ten_drift_events_start_one_retrain(
 ) -> None:
     data = tmp_path / "houses.csv"
     generate_house_prices(1500, seed=21).to_csv(data, index=False)
-    registry = ModelRegistry(connect(flow_env), flow_env.model_name)
+    registry = ModelRegistry(connect(flow_env), flow_env.model_name, TEST_KEY)
     registry.store.ensure_bucket()
     pool = private_pool()
     with deployed(["retrain"], pool) as ids:

@@ -38,6 +38,7 @@ from tasks.registry.versions import ModelRegistry
 from tasks.release.acts import promote
 from tasks.s3 import connect
 from tasks.settings import Settings
+from tests.support.keys import TEST_KEY
 from tests.support.models import HouseModels, register
 from tests.support.prefect_faults import (
     alive,
@@ -81,7 +82,7 @@ def served(
     flow_env: Settings, s3_server, house_models: HouseModels, monkeypatch
 ) -> Iterator[Served]:
     """Three registered versions (two good, one pricing every house 60% too high), a model server."""
-    registry = ModelRegistry(connect(flow_env), flow_env.model_name)
+    registry = ModelRegistry(connect(flow_env), flow_env.model_name, TEST_KEY)
     registry.store.ensure_bucket()
     good = (register(registry, house_models, 41, 1.0), register(registry, house_models, 42, 1.0))
     bad = register(registry, house_models, 43, 1.6)
@@ -275,7 +276,7 @@ def test_prefect_server_restart_keeps_the_loop_registered_and_firing(
     on the same port and SQLite file, with a worker left running across both restarts."""
     data = tmp_path / "houses.csv"
     generate_house_prices(1500, seed=21).to_csv(data, index=False)
-    registry = ModelRegistry(connect(flow_env), flow_env.model_name)
+    registry = ModelRegistry(connect(flow_env), flow_env.model_name, TEST_KEY)
     registry.store.ensure_bucket()
     serving = start_model_server(
         {**s3_server.env(), "MLOPS_MODEL_NAME": flow_env.model_name}, flow_env.model_name

@@ -31,6 +31,7 @@ from tasks.registry.leases import LeaseBusy
 from tasks.registry.versions import ModelRegistry, VersionNotFound
 from tasks.s3 import ObjectStore, S3Unavailable, connect
 from tasks.settings import get_settings
+from tests.support.keys import TEST_KEY
 from tests.support.live_traffic import ServedWorld, logged_once, serve_world
 from tests.support.specs import spec_for
 from tests.support.stack import settings_for
@@ -79,7 +80,7 @@ def served_by(contract: DataContract) -> Iterator[Callable[..., ServedWorld]]:
 def open_registry(server: S3Server) -> ModelRegistry:
     store = connect(settings_for(server))
     store.ensure_bucket()
-    return ModelRegistry(store, f"m-{uuid.uuid4().hex[:10]}")
+    return ModelRegistry(store, f"m-{uuid.uuid4().hex[:10]}", TEST_KEY)
 
 
 def small_model(slope: float) -> LinearRegression:

@@ -26,6 +26,7 @@ from tasks.registry.versions import ModelRegistry
 from tasks.release.acts import roll_back, roll_out
 from tasks.s3 import connect
 from tasks.training.model import train_model
+from tests.support.keys import TEST_KEY
 from tests.support.specs import spec_for
 from tests.support.stack import settings_for
 
@@ -102,7 +103,7 @@ def _running(load: Load) -> Iterator[Load]:
 def served(s3_server, contract) -> Iterator[tuple[ModelRegistry, ModelServer, list[dict]]]:
     store = connect(settings_for(s3_server))
     store.ensure_bucket()
-    registry = ModelRegistry(store, f"load-{uuid.uuid4().hex[:8]}")
+    registry = ModelRegistry(store, f"load-{uuid.uuid4().hex[:8]}", TEST_KEY)
     frame = generate_house_prices(1500, seed=11)
     spec = spec_for(contract, digest="load", rows=len(frame))
     for seed in (1, 2):

@@ -27,6 +27,7 @@ from tasks.registry.versions import AliasConflict, ModelRegistry
 from tasks.release.acts import ReleaseError, promote, roll_back, roll_out
 from tasks.s3 import connect
 from tasks.training.model import train_model
+from tests.support.keys import TEST_KEY
 from tests.support.specs import spec_for
 from tests.support.stack import settings_for
 
@@ -58,7 +59,7 @@ def _race(*actions: Callable[[], object]) -> list[object]:
 def registry(any_s3_server, model_name: str) -> ModelRegistry:
     store = connect(settings_for(any_s3_server))
     store.ensure_bucket()
-    return ModelRegistry(store, model_name)
+    return ModelRegistry(store, model_name, TEST_KEY)
 
 
 def test_racing_alias_moves_compare_and_swap(
@@ -126,7 +127,7 @@ def served(s3_server, contract) -> Iterator[tuple[ModelRegistry, ModelServer]]:
     settings = settings_for(s3_server)
     store = connect(settings)
     store.ensure_bucket()
-    registry = ModelRegistry(store, f"race-{uuid.uuid4().hex[:8]}")
+    registry = ModelRegistry(store, f"race-{uuid.uuid4().hex[:8]}", TEST_KEY)
     frame = generate_house_prices(400, seed=5)
     spec = SPEC.model_copy(update={"features": contract.feature_names, "target": "price"})
     for seed in range(ROUNDS + 1):

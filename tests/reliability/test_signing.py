@@ -19,7 +19,7 @@ from infra.model_server import start_model_server
 from tasks.data.synthetic import generate_house_prices
 from tasks.decisions.routing import Routing, ServeOptions
 from tasks.registry.signing import SigningKeyMissing, signing_key
-from tasks.registry.versions import IntegrityError, ModelRegistry
+from tasks.registry.versions import IntegrityError, ModelRegistry, open_registry
 from tasks.s3 import connect
 from tasks.settings import get_settings
 from tasks.training.model import train_model
@@ -62,7 +62,9 @@ def keyed(any_s3_server, model_name: str) -> ModelRegistry:
 def test_a_version_written_without_our_key_is_refused(
     keyed, forger_key, expected, any_s3_server, reliability
 ):
-    forger = ModelRegistry(keyed.store, keyed.name, signing_key=forger_key)
+    forger = ModelRegistry(
+        keyed.store, keyed.name, signing_key=forger_key, allow_unsigned=forger_key is None
+    )
     forged = forger.register(_model(100.0), SPEC)
     before = _state(keyed)
     with pytest.raises(IntegrityError, match=expected) as refused:
@@ -113,7 +115,7 @@ def test_the_model_server_with_the_key_never_serves_a_forged_version(
     frame = generate_house_prices(400, seed=3)
     spec = SPEC.model_copy(update={"features": contract.feature_names, "target": "price"})
     keyed.register(train_model(frame, contract, seed=1).model, spec)
-    forger = ModelRegistry(store, model_name)
+    forger = ModelRegistry(store, model_name, allow_unsigned=True)
     forged = forger.register(train_model(frame, contract, seed=2).model, spec)
     row = frame[contract.feature_names].iloc[:1].to_dict("records")
     env = {**s3_server.env(), "MLOPS_MANIFEST_KEY": KEY.decode()}
@@ -150,8 +152,52 @@ def test_the_model_server_with_the_key_never_serves_a_forged_version(
     )
 
 
-def test_a_short_or_missing_key_is_named() -> None:
+def test_a_short_or_missing_key_is_named(monkeypatch) -> None:
+    monkeypatch.delenv("MLOPS_MANIFEST_KEY")
     with pytest.raises(SigningKeyMissing, match="MLOPS_MANIFEST_KEY has 5 bytes"):
         signing_key(get_settings(manifest_key="short"))
     assert signing_key(get_settings()) is None
     assert signing_key(get_settings(manifest_key="k" * 32)) == b"k" * 32
+
+
+def test_without_a_key_nothing_is_registered_or_loaded(
+    s3_server, model_name: str, monkeypatch, reliability
+) -> None:
+    """Signatures are on by default: no key means refuse, and nothing half-written is left."""
+    settings = settings_for(s3_server)
+    store = connect(settings)
+    store.ensure_bucket()
+    ModelRegistry(store, model_name, signing_key=KEY).register(_model(1.0), SPEC)
+    monkeypatch.delenv("MLOPS_MANIFEST_KEY")
+    bare = open_registry(settings_for(s3_server, model_name=model_name))
+    before = sorted(store.list_keys(f"models/{model_name}/", recursive=True))
+    with pytest.raises(SigningKeyMissing, match="MLOPS_ALLOW_UNSIGNED") as refused:
+        bare.register(_model(2.0), SPEC)
+    with pytest.raises(SigningKeyMissing, match="MLOPS_MANIFEST_KEY"):
+        bare.load(1)
+    with pytest.raises(SigningKeyMissing):
+        bare.set_alias("champion", 1, "no key")
+    assert sorted(store.list_keys(f"models/{model_name}/", recursive=True)) == before
+    reliability(
+        "security",
+        "registry without a signing key",
+        done="register, load and set_alias on a registry opened with no MLOPS_MANIFEST_KEY",
+        expected="SigningKeyMissing naming the settings; nothing written",
+        observed=f"{type(refused.value).__name__}: {str(refused.value)[:90]}; "
+        f"objects before/after {len(before)}",
+    )
+
+
+def test_allow_unsigned_is_explicit_and_warns_on_every_load(
+    s3_server, model_name: str, monkeypatch, caplog
+) -> None:
+    monkeypatch.delenv("MLOPS_MANIFEST_KEY")
+    monkeypatch.setenv("MLOPS_ALLOW_UNSIGNED", "true")
+    registry = open_registry(settings_for(s3_server, model_name=model_name), create_bucket=True)
+    manifest = registry.register(_model(1.0), SPEC)
+    assert not registry.store.exists(f"models/{model_name}/v{manifest.version}/manifest.sig")
+    with caplog.at_level("WARNING", logger="tasks.registry.versions"):
+        registry.load(manifest.version)
+        registry.load(manifest.version)
+    unsigned = [r for r in caplog.records if "WITHOUT signature verification" in r.getMessage()]
+    assert len(unsigned) == 2

@@ -27,6 +27,7 @@ from tasks.decisions.routing import ServeOptions
 from tasks.modelserver.logs import read_serving_logs
 from tasks.registry.versions import Manifest, ModelRegistry
 from tasks.s3 import ObjectStore, connect
+from tests.support.keys import TEST_KEY
 from tests.support.specs import spec_for
 from tests.support.stack import settings_for
 
@@ -137,7 +138,7 @@ def serve_world(
     S3 at `endpoint` if given, e.g. through a proxy)."""
     store = connect(settings_for(s3))
     store.ensure_bucket()
-    registry = ModelRegistry(store, f"fault-{uuid.uuid4().hex[:8]}")
+    registry = ModelRegistry(store, f"fault-{uuid.uuid4().hex[:8]}", TEST_KEY)
     manifests = [register_trained(registry, contract, seed=40 + n) for n in range(versions)]
     features = contract.feature_names
     instances = generate_house_prices(400, seed=7)[features].to_dict("records")
