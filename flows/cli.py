@@ -39,6 +39,7 @@ def stack_up(_: argparse.Namespace) -> int:
             "MLOPS_S3_ENDPOINT",
             "MLOPS_S3_ACCESS_KEY",
             "MLOPS_S3_SECRET_KEY",
+            "MLOPS_MANIFEST_KEY",  # commands in another shell verify signatures with it
             "MLOPS_SERVING_URL",
             "PREFECT_API_URL",
         )
