@@ -11,6 +11,7 @@ import os
 import subprocess
 import sys
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -69,8 +70,10 @@ def start_model_server(
     options: ServeOptions | None = None,
     plain: bool = False,
     ready_timeout: float = 120.0,
+    extra_args: Sequence[str] = (),
 ) -> ModelServer:
-    """Start the server for `model_name` (routed, or `plain` for the benchmark baseline).
+    """Start the server for `model_name` (routed, or `plain` for the benchmark baseline);
+    `extra_args` go to infra/model_server_main.py (e.g. `--storage-uri`: the pinned predictor).
 
     Without `port`, on a free one (another if it was taken before the server could bind it).
     """
@@ -83,6 +86,7 @@ def start_model_server(
             *(sys.executable, "-m", ENTRY_POINT, "--model-name", model_name),
             *("--port", str(on), "--options-json", options.model_dump_json()),
             *(["--plain"] if plain else []),
+            *extra_args,
         ]
         process = launch(command, env, REPO_ROOT, log_path)
         server = ModelServer(model_name, on, process, log_path, command, env)

@@ -1,7 +1,12 @@
-"""The model server process: parse its arguments, build the KServe app, serve it on 127.0.0.1.
+"""The model server process: parse its arguments, build the KServe app, serve it.
 
 Run as `python -m infra.model_server_main` (infra/model_server.py starts it so) or by
-`mlops serve`. The app comes from tasks/modelserver/app.py; uvicorn serves it on loopback only.
+`mlops serve`: a router of the champion and a live canary, on 127.0.0.1. The same process is
+the predictor of the InferenceService on Kubernetes (tasks/kserve/manifests.py): there it serves
+exactly one version (`--storage-uri`, `--version` or `--alias`), one per Knative revision, with
+the routing API read-only (KServe splits the traffic), bound to the pod's address.
+Either way a version is served only after its manifest's signature and its file's sha256 check
+out, and every request is logged to S3.
 """
 
 from __future__ import annotations
@@ -9,6 +14,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import re
 import signal
 import sys
 
@@ -24,7 +30,39 @@ def _parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--canary-version", type=int, default=None)
     parser.add_argument("--canary-percent", type=float, default=0.0)
     parser.add_argument("--plain", action="store_true", help="baseline: one version, no router")
+    parser.add_argument("--host", default="127.0.0.1", help="address to bind (a pod: 0.0.0.0)")
+    pinned = parser.add_mutually_exclusive_group()
+    pinned.add_argument("--storage-uri", help="serve only this version: s3://BUCKET/models/M/vN/")
+    pinned.add_argument("--version", type=int, help="serve only this version")
+    pinned.add_argument("--alias", help="serve only the version this alias names at start")
     return parser.parse_args(argv)
+
+
+STORAGE_URI = re.compile(r"s3://(?P<bucket>[^/]+)/models/(?P<model>[^/]+)/v(?P<version>[0-9]+)/?")
+
+
+def pinned_version(args: argparse.Namespace, bucket: str, aliases: dict[str, int]) -> int | None:
+    """The one version to serve when the process is pinned (the Kubernetes predictor), else None.
+
+    Refuses (SystemExit with the reason) a storage URI of another bucket or model, and an alias
+    that points nowhere: a predictor never guesses which model to serve.
+    """
+    if args.storage_uri is not None:
+        match = STORAGE_URI.fullmatch(args.storage_uri)
+        if match is None or (match["bucket"], match["model"]) != (bucket, args.model_name):
+            raise SystemExit(
+                f"refusing to serve: --storage-uri {args.storage_uri!r} is not "
+                f"s3://{bucket}/models/{args.model_name}/v<N>/"
+            )
+        return int(match["version"])
+    if args.alias is not None:
+        if args.alias not in aliases:
+            raise SystemExit(
+                f"refusing to serve: alias {args.alias!r} of {args.model_name} points nowhere "
+                f"(aliases: {aliases or 'none'})"
+            )
+        return aliases[args.alias]
+    return args.version
 
 
 def _options(args: argparse.Namespace) -> ServeOptions:
@@ -75,7 +113,15 @@ def serve(args: argparse.Namespace) -> int:
     options = _options(args)
     store = connect(settings)
     registry = open_registry(settings, store)
-    if not args.plain and not options.routing.versions:
+    pinned = args.storage_uri is not None or args.version is not None or args.alias is not None
+    if pinned:
+        try:
+            aliases = registry.aliases() if args.alias is not None else {}
+        except BucketNotFound as missing:
+            raise SystemExit(f"refusing to serve: {missing}") from missing
+        routing = Routing(stable_version=pinned_version(args, settings.bucket, aliases))
+        options = options.model_copy(update={"routing": routing})
+    elif not args.plain and not options.routing.versions:
         # No split pinned on the command line: serve what the aliases say, so a server that
         # crashed and restarts comes back to the champion (and a live canary) on its own.
         try:
@@ -101,10 +147,10 @@ def serve(args: argparse.Namespace) -> int:
             ).start()
         model = RoutedModel(registry, load_contract(settings.contract_path), options, writer)
         _load_or_fall_back(model, options.routing, RoutingRefused)
-        app = build_app(model)
+        app = build_app(model, routing_writable=not pinned)
     config = uvicorn.Config(
         app,
-        host="127.0.0.1",
+        host=args.host,
         port=args.port,
         log_config=None,
         access_log=False,

@@ -105,12 +105,10 @@ class Settings(BaseSettings):
     canary_poll_s: float = Field(1.0, gt=0, le=60, description="seconds between canary looks")
     kserve_namespace: str = Field("mlops", description="namespace of the InferenceService")
     kserve_service: str = Field("house-price", description="InferenceService name")
-    kserve_logger_url: str = Field(
-        "http://mlops-inference-logger.mlops.svc.cluster.local",
-        description="sink of KServe's inference logger (serving logs)",
-    )
-    kserve_sklearn_version: str = Field(
-        "1.9", description="scikit-learn major.minor inside the cluster's sklearn runtime"
+    serving_image: str | None = Field(
+        None,
+        description="the project's image the InferenceService's predictor runs, pinned to a tag "
+        "or digest (`python -m deployments.setup --target kubernetes --image` sets it)",
     )
     kube_context: str | None = Field(None, description="kubeconfig context outside a cluster")
 

@@ -1,9 +1,13 @@
 """KServe objects as data: the InferenceService and the merge patches that move its canary.
 
 Everything here is pure (no Kubernetes client, no I/O); `tasks/kserve/target.py` sends it.
+The predictor is the project's own (`spec.predictor.containers`, the project's image running
+infra/model_server_main.py for one version), not KServe's sklearn runtime: KServe's runtime
+unpickles `model.joblib` without checking its sha256 or signature, and writes no serving logs.
 Patches are JSON merge patches (RFC 7386), the form KServe's canary docs describe: start a
-canary = new storageUri + `canaryTrafficPercent`; promote = remove `canaryTrafficPercent`
-(`null`); roll back = `canaryTrafficPercent: 0` with storageUri pinned to the stable version.
+canary = the canary version's container + `canaryTrafficPercent`; promote = remove
+`canaryTrafficPercent` (`null`); roll back = `canaryTrafficPercent: 0` with the container
+pinned back to the stable version.
 """
 
 from __future__ import annotations
@@ -11,9 +15,9 @@ from __future__ import annotations
 import copy
 import re
 from collections.abc import Mapping
-from typing import Any, Literal
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, HttpUrl
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from tasks.registry.versions import Manifest
 
@@ -49,17 +53,44 @@ class Resources(BaseModel):
     memory_limit: str = Field("1Gi", pattern=QUANTITY)
 
 
+IMAGE = r"^[a-z0-9][a-z0-9._/:-]*[a-z0-9](?:@sha256:[0-9a-f]{64})?$"
+PREDICTOR_PORT = 8080
+
+
+def pinned_image(image: str) -> str:
+    """`image` if it names one build: a tag other than `latest`, or a digest."""
+    if "@sha256:" in image:
+        return image
+    name, _, tag = image.rpartition(":")
+    if not name or "/" in tag or tag in {"", "latest"}:
+        raise ManifestError(
+            f"image {image!r} is not pinned: name the tag or digest CI built "
+            "(REPO:TAG or REPO@sha256:...), never :latest or no tag"
+        )
+    return image
+
+
 class ServingSpec(BaseModel):
-    """How one model is served on KServe; identity (namespace/name) lives in `ObjectRef`."""
+    """How one model is served on KServe: the project's own predictor in the project's image.
+
+    Identity (namespace/name) lives in `ObjectRef`. The predictor reads its S3 settings from a
+    ConfigMap, its read-only S3 identity and the manifest key from Secrets (envFrom).
+    """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
     model_name: str = Field(pattern=r"^[a-z0-9][a-z0-9-]{1,62}$")
-    service_account: str = Field("kserve-s3", pattern=DNS_LABEL)
-    logger_url: HttpUrl = Field(description="where KServe's inference logger posts events")
-    logger_mode: Literal["all", "request", "response"] = "all"
-    runtime_sklearn_version: str = Field(description="scikit-learn inside the sklearn runtime")
-    runtime_version: str | None = Field(None, description="runtime image tag (runtimeVersion)")
+    image: str = Field(pattern=IMAGE, description="the project's image, pinned (tag or digest)")
+    service_account: str = Field("mlops-serving", pattern=DNS_LABEL)
+    settings_config_map: str = Field("mlops-serving-settings", pattern=DNS_LABEL)
+    s3_secret: str = Field("mlops-s3-serving", pattern=DNS_LABEL)
+    manifest_key_secret: str = Field("mlops-manifest-key", pattern=DNS_LABEL)
+    runtime_sklearn_version: str = Field(description="scikit-learn inside the image")
     resources: Resources = Resources()
+
+    @field_validator("image")
+    @classmethod
+    def _pinned(cls, image: str) -> str:
+        return pinned_image(image)
 
 
 class ServedModel(BaseModel):
@@ -94,19 +125,59 @@ def _labels(spec: ServingSpec, version: int) -> dict[str, str]:
     }
 
 
-def _predictor(spec: ServingSpec, model: ServedModel) -> Obj:
+def predictor_container(spec: ServingSpec, model: ServedModel) -> Obj:
+    """The project's predictor serving exactly one version (infra/model_server_main.py): it
+    verifies the version's signature and sha256 before unpickling, and writes the serving logs.
+
+    A new version is a new container spec, hence a new Knative revision: the canary.
+    """
     res = spec.resources
-    sklearn: Obj = {"modelFormat": {"name": "sklearn"}, "storageUri": model.storage_uri}
-    if spec.runtime_version:
-        sklearn["runtimeVersion"] = spec.runtime_version
-    sklearn["resources"] = {
-        "requests": {"cpu": res.cpu_request, "memory": res.memory_request},
-        "limits": {"cpu": res.cpu_limit, "memory": res.memory_limit},
+    return {
+        "name": "kserve-container",
+        "image": spec.image,
+        "command": ["python", "-m", "infra.model_server_main"],
+        "args": [
+            "--model-name",
+            spec.model_name,
+            "--storage-uri",
+            model.storage_uri,
+            "--host",
+            "0.0.0.0",
+            "--port",
+            str(PREDICTOR_PORT),
+        ],
+        "envFrom": [
+            {"configMapRef": {"name": spec.settings_config_map}},
+            {"secretRef": {"name": spec.s3_secret}},
+            {"secretRef": {"name": spec.manifest_key_secret}},
+        ],
+        "ports": [{"containerPort": PREDICTOR_PORT, "protocol": "TCP"}],
+        "readinessProbe": {
+            "httpGet": {"path": f"/v1/models/{spec.model_name}", "port": PREDICTOR_PORT},
+            "periodSeconds": 5,
+        },
+        "resources": {
+            "requests": {"cpu": res.cpu_request, "memory": res.memory_request},
+            "limits": {"cpu": res.cpu_limit, "memory": res.memory_limit},
+        },
+        "securityContext": {
+            "runAsNonRoot": True,
+            "allowPrivilegeEscalation": False,
+            "capabilities": {"drop": ["ALL"]},
+        },
     }
+
+
+def served_from_container(container: Obj) -> str:
+    """The storage URI a rendered predictor container serves (its `--storage-uri` argument)."""
+    args = container.get("args") or []
+    return args[args.index("--storage-uri") + 1]
+
+
+def _predictor(spec: ServingSpec, model: ServedModel) -> Obj:
     return {
         "serviceAccountName": spec.service_account,
-        "logger": {"mode": spec.logger_mode, "url": str(spec.logger_url)},
-        "model": sklearn,
+        "containers": [predictor_container(spec, model)],
     }
 
 
@@ -130,7 +201,7 @@ def render_canary(
     ref: ObjectRef, spec: ServingSpec, stable: Manifest, canary: Manifest, percent: int
 ) -> Obj:
     """The same InferenceService with the canary's storageUri and `canaryTrafficPercent`."""
-    patch = start_canary_patch(served(spec, stable), served(spec, canary), percent)
+    patch = start_canary_patch(spec, served(spec, stable), served(spec, canary), percent)
     return apply_merge_patch(render_inference_service(ref, spec, canary), patch)
 
 
@@ -140,8 +211,11 @@ def _check_percent(percent: int, low: int = 0) -> int:
     return percent
 
 
-def start_canary_patch(stable: ServedModel, canary: ServedModel, percent: int) -> Obj:
-    """New storageUri + canaryTrafficPercent; remembers the stable version for a rollback."""
+def start_canary_patch(
+    spec: ServingSpec, stable: ServedModel, canary: ServedModel, percent: int
+) -> Obj:
+    """The canary's predictor + canaryTrafficPercent; remembers the stable version for a
+    rollback. A merge patch replaces a list whole: the container is sent complete."""
     if canary.version == stable.version:
         raise ManifestError(f"v{canary.version} is already the stable version, not a canary")
     return {
@@ -155,7 +229,7 @@ def start_canary_patch(stable: ServedModel, canary: ServedModel, percent: int) -
         "spec": {
             "predictor": {
                 "canaryTrafficPercent": _check_percent(percent, low=1),
-                "model": {"storageUri": canary.storage_uri},
+                "containers": [predictor_container(spec, canary)],
             }
         },
     }
@@ -171,13 +245,16 @@ def promote_patch() -> Obj:
     return {"spec": {"predictor": {"canaryTrafficPercent": None}}}
 
 
-def rollback_patch(stable: ServedModel) -> Obj:
+def rollback_patch(spec: ServingSpec, stable: ServedModel) -> Obj:
     """0% to the canary (KServe sends 100% to the previous rolled-out revision) and pin the
-    spec back to the stable storageUri, so a later promote cannot promote the bad model."""
+    spec back to the stable predictor, so a later promote cannot promote the bad model."""
     return {
         "metadata": {"labels": {LABEL_VERSION: str(stable.version)}},
         "spec": {
-            "predictor": {"canaryTrafficPercent": 0, "model": {"storageUri": stable.storage_uri}}
+            "predictor": {
+                "canaryTrafficPercent": 0,
+                "containers": [predictor_container(spec, stable)],
+            }
         },
     }
 

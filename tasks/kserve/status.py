@@ -16,6 +16,7 @@ from tasks.kserve.manifests import (
     LABEL_VERSION,
     Obj,
     ServedModel,
+    served_from_container,
 )
 
 
@@ -41,7 +42,8 @@ def desired_split(obj: Obj) -> DesiredSplit:
     labels, notes = meta.get("labels") or {}, meta.get("annotations") or {}
     try:
         current = ServedModel(
-            version=int(labels[LABEL_VERSION]), storage_uri=predictor["model"]["storageUri"]
+            version=int(labels[LABEL_VERSION]),
+            storage_uri=served_from_container(predictor["containers"][0]),
         )
         percent = predictor.get("canaryTrafficPercent")
         if percent is None or ANN_STABLE_VERSION not in notes:
@@ -49,11 +51,11 @@ def desired_split(obj: Obj) -> DesiredSplit:
         stable = ServedModel(
             version=int(notes[ANN_STABLE_VERSION]), storage_uri=notes[ANN_STABLE_URI]
         )
-    except (KeyError, ValueError, TypeError) as error:
+    except (KeyError, ValueError, TypeError, IndexError) as error:
         raise KServeError(
             f"InferenceService {meta.get('namespace')}/{meta.get('name')} is not one this "
             f"project manages (missing or bad {error}): expected the {LABEL_VERSION} label, "
-            "spec.predictor.model.storageUri and, during a canary, the stable-* annotations"
+            "the predictor container's --storage-uri and, during a canary, the stable-* annotations"
         ) from error
     if stable.version == current.version:  # rolled back: pinned to the stable version
         return DesiredSplit(stable=current, canary=None, percent=percent)

@@ -87,7 +87,8 @@ class KubernetesServingTarget:
                 f"InferenceService {self.ref.name}: canary v{split.canary.version} is still "
                 f"running; promote or roll it back before starting v{manifest.version}"
             )
-        self._patch(start_canary_patch(split.stable, served(self.spec, manifest), percent), current)
+        canary = served(self.spec, manifest)
+        self._patch(start_canary_patch(self.spec, split.stable, canary, percent), current)
         return self._wait_ready()
 
     def set_canary_percent(self, percent: int) -> ServingState:
@@ -106,7 +107,7 @@ class KubernetesServingTarget:
         split = desired_split(current)
         if split.canary is None:
             return serving_state(current, self.spec.model_name)
-        self._patch(rollback_patch(split.stable), current)
+        self._patch(rollback_patch(self.spec, split.stable), current)
         return self._wait_ready()
 
     def state(self) -> ServingState:

@@ -42,8 +42,8 @@ def build_kserve_app(model: Model) -> FastAPI:
     return app
 
 
-def admin_router(model: RoutedModel) -> APIRouter:
-    """GET/PUT the split, GET per-version stats, POST a serving-log flush."""
+def admin_router(model: RoutedModel, routing_writable: bool = True) -> APIRouter:
+    """GET (and, unless pinned, PUT) the split, GET per-version stats, POST a log flush."""
     router = APIRouter(prefix=ADMIN_PREFIX, tags=["mlops"])
 
     @router.get("/routing", response_model=RoutingState)
@@ -52,6 +52,12 @@ def admin_router(model: RoutedModel) -> APIRouter:
 
     @router.put("/routing", response_model=RoutingState)
     async def put_routing(routing: Routing):
+        if not routing_writable:  # a Kubernetes predictor: KServe splits, nobody re-routes it
+            return JSONResponse(
+                status_code=403,
+                content={"error": "this predictor serves one pinned version; routing is "
+                         "read-only (change the InferenceService instead)"},
+            )  # fmt: skip
         # Loading and probing run off the event loop, so requests keep being served meanwhile.
         try:
             return await asyncio.to_thread(model.apply_routing, routing)
@@ -82,10 +88,10 @@ def admin_router(model: RoutedModel) -> APIRouter:
 MAX_REQUEST_ID = 128
 
 
-def build_app(model: RoutedModel) -> FastAPI:
-    """The full app of the local model server: KServe's endpoints plus /mlops/v1/*."""
+def build_app(model: RoutedModel, routing_writable: bool = True) -> FastAPI:
+    """The full app of the model server: KServe's endpoints plus /mlops/v1/*."""
     app = build_kserve_app(model)
-    app.include_router(admin_router(model))
+    app.include_router(admin_router(model, routing_writable))
     limit_requests(app, model.options.max_body_bytes)
     return app
 

@@ -45,13 +45,21 @@ def open_target(settings: Settings) -> ServingTarget:
         from tasks.modelserver.client import LocalServingTarget
 
         return LocalServingTarget(settings.serving_url, settings.model_name)
-    from tasks.kserve.manifests import ServingSpec
+    import sklearn
+
+    from tasks.kserve.manifests import ManifestError, ServingSpec
     from tasks.kserve.target import KubernetesServingTarget, connect
 
+    if settings.serving_image is None:
+        raise ManifestError(
+            "MLOPS_SERVING_IMAGE is not set: the InferenceService's predictor runs the project's "
+            "image, pinned to the tag or digest CI built (deployments.setup --image sets it)"
+        )
+    # The predictor runs the image these flows run in: the same locked scikit-learn.
     spec = ServingSpec(
         model_name=settings.model_name,
-        logger_url=settings.kserve_logger_url,
-        runtime_sklearn_version=settings.kserve_sklearn_version,
+        image=settings.serving_image,
+        runtime_sklearn_version=sklearn.__version__,
     )
     api = connect(settings.kube_context)
     return KubernetesServingTarget(api, settings.kserve_namespace, settings.kserve_service, spec)

@@ -35,7 +35,14 @@ from tasks.kserve.errors import (
     NotReadyInTime,
     RuntimeMismatch,
 )
-from tasks.kserve.manifests import ObjectRef, ServingSpec, render_inference_service
+from tasks.kserve.manifests import (
+    ObjectRef,
+    ServedModel,
+    ServingSpec,
+    predictor_container,
+    render_inference_service,
+    served_from_container,
+)
 from tasks.kserve.target import KubernetesServingTarget
 from tasks.registry.versions import DataSummary, Manifest
 from tests.support.standins.k8s_api import KServeControllerModel, KubeApiStandIn, serve
@@ -47,7 +54,7 @@ NS, NAME = "models", "house-price"
 PATH = f"/apis/serving.kserve.io/v1beta1/namespaces/{NS}/inferenceservices"
 SPEC = ServingSpec(
     model_name="house-price",
-    logger_url="http://serving-log-sink.mlops.svc.cluster.local/",
+    image="ghcr.io/example/selfheal-mlops:abc1234",
     runtime_sklearn_version="1.7.2",
 )
 
@@ -120,7 +127,11 @@ def test_create_canary_percent_promote(cluster) -> None:
     assert patch.body["metadata"]["resourceVersion"] == "1"
     assert patch.body["spec"]["predictor"] == {
         "canaryTrafficPercent": 10,
-        "model": {"storageUri": "s3://mlops/models/house-price/v2/"},
+        "containers": [
+            predictor_container(
+                SPEC, ServedModel(version=2, storage_uri="s3://mlops/models/house-price/v2/")
+            )
+        ],
     }
     assert (state.stable_version, state.canary_version, state.canary_percent) == (1, 2, 10)
     tags = {t["tag"]: t["percent"] for t in state.detail["traffic"]}
@@ -142,7 +153,8 @@ def test_rollback_pins_the_stable_version_and_is_idempotent(cluster) -> None:
     serving.start_canary(manifest(3), 20)
     state = serving.rollback_canary()
     assert predictor(standin)["canaryTrafficPercent"] == 0
-    assert predictor(standin)["model"]["storageUri"] == "s3://mlops/models/house-price/v2/"
+    (container,) = predictor(standin)["containers"]
+    assert served_from_container(container) == "s3://mlops/models/house-price/v2/"
     assert (state.stable_version, state.canary_version, state.canary_percent) == (2, None, 0)
     traffic = {t["tag"]: (t["revisionName"], t["percent"]) for t in state.detail["traffic"]}
     assert traffic["prev"] == ("house-price-predictor-00001", 100)  # the v2 revision serves all
@@ -239,8 +251,8 @@ def test_not_found_and_invalid_errors_name_the_object(cluster) -> None:
         InferenceServiceNotFound, match="read InferenceService models/house-price: HTTP 404"
     ):
         target(api).state()
-    bad = SPEC.model_construct(**(dict(SPEC) | {"logger_mode": "everything"}))
-    with pytest.raises(InferenceServiceInvalid, match=r"HTTP 422 .*logger\.mode"):
+    bad = SPEC.model_construct(**(dict(SPEC) | {"image": 5}))  # not a string: the CRD says no
+    with pytest.raises(InferenceServiceInvalid, match=r"HTTP 422 .*image"):
         target(api, bad).deploy_stable(manifest(1))
 
 

@@ -79,17 +79,20 @@ def env_of(c: Obj) -> dict[str, Obj]:
 
 
 # -- the renderer's inputs: what the committed serving objects must equal ----------------------
+EXAMPLE_IMAGE = "ghcr.io/selfheal-mlops/selfheal-mlops:example"  # the deploy flow pins CI's
+
+
 def rendered_serving_yaml() -> str:
-    """ServiceAccount, S3 Secret template and InferenceService for house-price v1 in mlops."""
+    """ServiceAccount, ConfigMap, S3 Secret template and InferenceService for house-price v1."""
     settings = get_settings()
     ref = ObjectRef(namespace=NAMESPACE, name=settings.kserve_service)
     spec = ServingSpec(
-        model_name=settings.model_name,
-        logger_url=settings.kserve_logger_url,
-        runtime_sklearn_version=settings.kserve_sklearn_version,
+        model_name=settings.model_name, image=EXAMPLE_IMAGE, runtime_sklearn_version="1.7"
     )
     s3 = S3Spec.from_endpoint_url(
-        "http://minio.mlops.svc.cluster.local:9000", region=settings.s3_region
+        "http://minio.mlops.svc.cluster.local:9000",
+        bucket=settings.bucket,
+        region=settings.s3_region,
     )
     manifest = Manifest(
         name=settings.model_name,
@@ -104,7 +107,7 @@ def rendered_serving_yaml() -> str:
         contract={},
         git_revision="example",
         params={},
-        library_versions={"scikit-learn": settings.kserve_sklearn_version},
+        library_versions={"scikit-learn": "1.7"},
         parent=None,
         created_at=datetime.now(UTC),
         created_by="infra",
@@ -216,38 +219,42 @@ def test_the_inference_service_validates_against_kserve_crd() -> None:
     errors = [error.message for error in crd_validator().iter_errors(isvc)]
     assert not errors, errors
     broken = copy.deepcopy(isvc)
-    broken["spec"]["predictor"]["model"]["storageUrl"] = "s3://typo/"
+    broken["spec"]["predictor"]["containers"][0]["envFrm"] = []
     assert list(crd_validator().iter_errors(broken))
 
 
 def test_the_inference_service_is_the_one_the_deploy_flow_renders() -> None:
     (isvc,) = docs_in(K8S / "serving" / "house-price.yaml")
     predictor = isvc["spec"]["predictor"]
-    assert predictor["model"]["modelFormat"] == {"name": "sklearn"}
-    assert predictor["model"]["storageUri"] == "s3://mlops/models/house-price/v1/"
+    (predictor_container,) = predictor["containers"]
+    assert "s3://mlops/models/house-price/v1/" in predictor_container["args"]
     assert isvc["metadata"]["annotations"]["serving.kserve.io/enable-tag-routing"] == "true"
-    assert predictor["logger"]["mode"] == "all"
     assert predictor["serviceAccountName"] in {
         sa["metadata"]["name"] for sa in objects("ServiceAccount")
     }
     committed = [
-        *docs_in(K8S / "serving-service-account.yaml"),
-        *docs_in(K8S / "secrets" / "kserve-s3-credentials.yaml"),
+        *docs_in(K8S / "serving-identity.yaml"),
+        *docs_in(K8S / "secrets" / "s3-serving.yaml"),
         isvc,
     ]
     assert committed == rendered_serving_docs()
 
 
-def test_the_serving_secret_carries_kserve_s3_annotations() -> None:
-    annotations = one("Secret", "kserve-s3-credentials")["metadata"]["annotations"]
-    minio = one("Service", "minio")
-    port = next(p["port"] for p in minio["spec"]["ports"] if p["name"] == "s3")
-    assert (
-        annotations["serving.kserve.io/s3-endpoint"]
-        == f"minio.{NAMESPACE}.svc.cluster.local:{port}"
-    )
-    assert annotations["serving.kserve.io/s3-usehttps"] == "0"
-    assert {"serving.kserve.io/s3-region", "serving.kserve.io/s3-verifyssl"} <= set(annotations)
+def test_the_predictor_finds_what_it_reads_in_the_cluster() -> None:
+    """Every ConfigMap and Secret the predictor loads exists, with valid MLOPS_* settings."""
+    (isvc,) = objects("InferenceService")
+    (predictor_container,) = isvc["spec"]["predictor"]["containers"]
+    env: dict[str, str] = {}
+    for source in predictor_container["envFrom"]:
+        kind, ref = next(iter(source.items()))
+        found = one({"configMapRef": "ConfigMap", "secretRef": "Secret"}[kind], ref["name"])
+        env |= found.get("data", {}) | found.get("stringData", {})
+    assert set(env) <= known_variables(), set(env) - known_variables()
+    assert {"MLOPS_S3_ENDPOINT", "MLOPS_S3_ACCESS_KEY", "MLOPS_MANIFEST_KEY"} <= set(env)
+    port = next(p["port"] for p in one("Service", "minio")["spec"]["ports"] if p["name"] == "s3")
+    assert env["MLOPS_S3_ENDPOINT"] == f"http://minio.{NAMESPACE}.svc.cluster.local:{port}"
+    # The serving Secret holds the serving identity's placeholders, never the training ones.
+    assert "SERVING" in env["MLOPS_S3_ACCESS_KEY"] and "TRAINING" not in env["MLOPS_S3_SECRET_KEY"]
 
 
 # -- credentials --------------------------------------------------------------------------------
@@ -256,7 +263,7 @@ def test_no_secret_carries_a_literal_credential() -> None:
     assert {s["metadata"]["name"] for s in secrets} >= {
         "minio-root",
         "mlops-s3-training",
-        "kserve-s3-credentials",
+        "mlops-s3-serving",
         "prefect-api",
         "mlops-manifest-key",
     }
@@ -396,7 +403,6 @@ def test_flow_settings_are_valid_mlops_settings_for_kubernetes() -> None:
     assert settings.s3_endpoint == f"http://minio.{NAMESPACE}.svc.cluster.local:{port}"
     (isvc,) = objects("InferenceService")
     assert settings.kserve_service == isvc["metadata"]["name"]
-    assert str(isvc["spec"]["predictor"]["logger"]["url"]).rstrip("/") == settings.kserve_logger_url
 
 
 # -- MinIO policies -----------------------------------------------------------------------------

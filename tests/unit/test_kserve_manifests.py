@@ -25,10 +25,13 @@ from tasks.kserve.manifests import (
     ServingSpec,
     apply_merge_patch,
     canary_percent_patch,
+    pinned_image,
+    predictor_container,
     promote_patch,
     render_canary,
     render_inference_service,
     rollback_patch,
+    served_from_container,
     stable_patch,
     start_canary_patch,
 )
@@ -38,6 +41,7 @@ from tasks.kserve.s3_access import (
     render_infra_yaml,
     render_s3_secret_template,
     render_service_account,
+    render_settings_config_map,
 )
 from tasks.kserve.status import desired_split, readiness, serving_state
 from tasks.registry.versions import DataSummary, Manifest
@@ -45,11 +49,8 @@ from tests.support.standins.k8s_api import strict_schema
 
 KSERVE = Path(__file__).resolve().parents[2] / "infra" / "crds" / "kserve"
 REF = ObjectRef(namespace="models", name="house-price")
-SPEC = ServingSpec(
-    model_name="house-price",
-    logger_url="http://serving-log-sink.mlops.svc.cluster.local/",
-    runtime_sklearn_version="1.7.2",
-)
+IMAGE = "ghcr.io/example/selfheal-mlops:abc1234"
+SPEC = ServingSpec(model_name="house-price", image=IMAGE, runtime_sklearn_version="1.7.2")
 STABLE_URI = "s3://mlops/models/house-price/v1/"
 CANARY_URI = "s3://mlops/models/house-price/v2/"
 
@@ -100,44 +101,52 @@ def test_stable_inference_service_is_valid_and_complete() -> None:
     obj = stable()
     assert_valid(obj)
     predictor = obj["spec"]["predictor"]
-    assert predictor["model"]["modelFormat"] == {"name": "sklearn"}
-    assert predictor["model"]["storageUri"] == STABLE_URI
-    assert predictor["serviceAccountName"] == "kserve-s3"
-    assert predictor["logger"] == {
-        "mode": "all",
-        "url": "http://serving-log-sink.mlops.svc.cluster.local/",
-    }
-    assert predictor["model"]["resources"]["limits"] == {"cpu": "1", "memory": "1Gi"}
+    assert "model" not in predictor and "logger" not in predictor  # not KServe's runtime
+    (container,) = predictor["containers"]
+    assert container["image"] == IMAGE
+    assert container["command"] == ["python", "-m", "infra.model_server_main"]
+    assert served_from_container(container) == STABLE_URI
+    assert container["args"][:2] == ["--model-name", "house-price"]
+    assert {"configMapRef": {"name": "mlops-serving-settings"}} in container["envFrom"]
+    assert {"secretRef": {"name": "mlops-s3-serving"}} in container["envFrom"]
+    assert {"secretRef": {"name": "mlops-manifest-key"}} in container["envFrom"]
+    assert container["ports"] == [{"containerPort": 8080, "protocol": "TCP"}]
+    assert container["securityContext"]["runAsNonRoot"] is True
+    assert predictor["serviceAccountName"] == "mlops-serving"
+    assert container["resources"]["limits"] == {"cpu": "1", "memory": "1Gi"}
     assert "canaryTrafficPercent" not in predictor
     assert obj["metadata"]["annotations"] == {"serving.kserve.io/enable-tag-routing": "true"}
     assert obj["metadata"]["labels"]["mlops.selfheal.io/model"] == "house-price"
     assert obj["metadata"]["labels"]["mlops.selfheal.io/model-version"] == "1"
 
 
-def test_canary_is_the_same_spec_with_new_storage_uri_and_percent() -> None:
+def test_canary_is_the_same_spec_with_the_canary_version_and_percent() -> None:
     obj = canary(15)
     assert_valid(obj)
     predictor = obj["spec"]["predictor"]
     assert predictor["canaryTrafficPercent"] == 15
-    assert predictor["model"]["storageUri"] == CANARY_URI
+    assert served_from_container(predictor["containers"][0]) == CANARY_URI
     assert obj["metadata"]["labels"]["mlops.selfheal.io/model-version"] == "2"
     assert obj["metadata"]["annotations"]["mlops.selfheal.io/stable-storage-uri"] == STABLE_URI
-    without = {k: v for k, v in predictor.items() if k != "canaryTrafficPercent"}
-    assert without["logger"] == stable()["spec"]["predictor"]["logger"]
+    # Only the version differs from the stable container: a new revision, same everything else.
+    (old,), (new,) = stable()["spec"]["predictor"]["containers"], predictor["containers"]
+    assert {k: v for k, v in old.items() if k != "args"} == {
+        k: v for k, v in new.items() if k != "args"
+    }
 
 
 def test_after_promote_and_after_rollback_are_valid() -> None:
     promoted = apply_merge_patch(canary(), promote_patch())
     assert_valid(promoted)
     assert "canaryTrafficPercent" not in promoted["spec"]["predictor"]
-    assert promoted["spec"]["predictor"]["model"]["storageUri"] == CANARY_URI
+    assert served_from_container(promoted["spec"]["predictor"]["containers"][0]) == CANARY_URI
 
     rolled_back = apply_merge_patch(
-        canary(), rollback_patch(ServedModel(version=1, storage_uri=STABLE_URI))
+        canary(), rollback_patch(SPEC, ServedModel(version=1, storage_uri=STABLE_URI))
     )
     assert_valid(rolled_back)
     assert rolled_back["spec"]["predictor"]["canaryTrafficPercent"] == 0
-    assert rolled_back["spec"]["predictor"]["model"]["storageUri"] == STABLE_URI
+    assert served_from_container(rolled_back["spec"]["predictor"]["containers"][0]) == STABLE_URI
     assert rolled_back["metadata"]["labels"]["mlops.selfheal.io/model-version"] == "1"
 
 
@@ -160,7 +169,7 @@ def test_patch_bodies_are_exactly_as_kserve_documents() -> None:
         ServedModel(version=1, storage_uri=STABLE_URI),
         ServedModel(version=2, storage_uri=CANARY_URI),
     )
-    assert start_canary_patch(old, new, 10) == {
+    assert start_canary_patch(SPEC, old, new, 10) == {
         "metadata": {
             "labels": {"mlops.selfheal.io/model-version": "2"},
             "annotations": {
@@ -168,11 +177,21 @@ def test_patch_bodies_are_exactly_as_kserve_documents() -> None:
                 "mlops.selfheal.io/stable-storage-uri": STABLE_URI,
             },
         },
-        "spec": {"predictor": {"canaryTrafficPercent": 10, "model": {"storageUri": CANARY_URI}}},
+        "spec": {
+            "predictor": {
+                "canaryTrafficPercent": 10,
+                "containers": [predictor_container(SPEC, new)],
+            }
+        },
     }
-    assert rollback_patch(old) == {
+    assert rollback_patch(SPEC, old) == {
         "metadata": {"labels": {"mlops.selfheal.io/model-version": "1"}},
-        "spec": {"predictor": {"canaryTrafficPercent": 0, "model": {"storageUri": STABLE_URI}}},
+        "spec": {
+            "predictor": {
+                "canaryTrafficPercent": 0,
+                "containers": [predictor_container(SPEC, old)],
+            }
+        },
     }
 
 
@@ -185,9 +204,9 @@ def test_bad_percent_is_refused(percent: object) -> None:
 def test_start_canary_needs_some_traffic_and_a_different_version() -> None:
     old = ServedModel(version=1, storage_uri=STABLE_URI)
     with pytest.raises(ManifestError, match=r"1\.\.100"):
-        start_canary_patch(old, ServedModel(version=2, storage_uri=CANARY_URI), 0)
+        start_canary_patch(SPEC, old, ServedModel(version=2, storage_uri=CANARY_URI), 0)
     with pytest.raises(ManifestError, match="already the stable version"):
-        start_canary_patch(old, old, 10)
+        start_canary_patch(SPEC, old, old, 10)
 
 
 def test_stable_patch_clears_a_running_canary() -> None:
@@ -196,7 +215,8 @@ def test_stable_patch_clears_a_running_canary() -> None:
     )
     assert_valid(result)
     assert "canaryTrafficPercent" not in result["spec"]["predictor"]
-    assert result["spec"]["predictor"]["model"]["storageUri"] == "s3://mlops/models/house-price/v3/"
+    (container,) = result["spec"]["predictor"]["containers"]
+    assert served_from_container(container) == "s3://mlops/models/house-price/v3/"
     assert result["metadata"]["annotations"] == {"serving.kserve.io/enable-tag-routing": "true"}
 
 
@@ -212,7 +232,21 @@ def test_specs_refuse_bad_names_and_urls() -> None:
     with pytest.raises(ValidationError):
         ObjectRef(namespace="Models", name="house-price")
     with pytest.raises(ValidationError):
-        ServingSpec(model_name="house-price", logger_url="sink", runtime_sklearn_version="1.7")
+        ServingSpec(model_name="House_Price", image=IMAGE, runtime_sklearn_version="1.7")
+
+
+@pytest.mark.parametrize(
+    "image", ["ghcr.io/example/mlops", "ghcr.io/example/mlops:latest", "localhost:5000/mlops"]
+)
+def test_an_unpinned_image_is_refused(image: str) -> None:
+    with pytest.raises((ManifestError, ValidationError), match="not pinned"):
+        ServingSpec(model_name="house-price", image=image, runtime_sklearn_version="1.7")
+
+
+def test_a_pinned_image_is_a_tag_or_a_digest() -> None:
+    digest = "ghcr.io/example/mlops@sha256:" + "a" * 64
+    assert pinned_image(digest) == digest
+    assert pinned_image("localhost:5000/mlops:abc1234") == "localhost:5000/mlops:abc1234"
 
 
 @pytest.mark.parametrize(
@@ -237,37 +271,39 @@ def test_sklearn_runtime_check_without_a_recorded_version() -> None:
     assert "no scikit-learn version" in verdict.reason
 
 
-def test_s3_objects_carry_kserve_annotations_and_placeholders_only(
+def test_serving_objects_carry_settings_and_placeholders_only(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setenv("MLOPS_S3_SECRET_KEY", "sentinel-secret-value")
+    monkeypatch.setenv("MLOPS_SERVING_S3_SECRET_KEY", "sentinel-secret-value")
     s3 = S3Spec.from_endpoint_url("http://minio.minio.svc:9000", region="eu-west-1")
-    secret = render_s3_secret_template(SPEC, s3)
-    assert secret["metadata"]["annotations"] == {
-        "serving.kserve.io/s3-endpoint": "minio.minio.svc:9000",
-        "serving.kserve.io/s3-usehttps": "0",
-        "serving.kserve.io/s3-verifyssl": "1",
-        "serving.kserve.io/s3-region": "eu-west-1",
-    }
+    secret = render_s3_secret_template(SPEC)
+    assert secret["metadata"]["name"] == SPEC.s3_secret
     assert secret["stringData"] == {
-        "AWS_ACCESS_KEY_ID": "${MLOPS_S3_ACCESS_KEY}",
-        "AWS_SECRET_ACCESS_KEY": "${MLOPS_S3_SECRET_KEY}",
+        "MLOPS_S3_ACCESS_KEY": "${MLOPS_SERVING_S3_ACCESS_KEY}",
+        "MLOPS_S3_SECRET_KEY": "${MLOPS_SERVING_S3_SECRET_KEY}",
     }
-    assert render_service_account(SPEC, s3)["secrets"] == [{"name": s3.secret_name}]
+    assert render_settings_config_map(SPEC, s3)["data"] == {
+        "MLOPS_S3_ENDPOINT": "http://minio.minio.svc:9000",
+        "MLOPS_BUCKET": "mlops",
+        "MLOPS_S3_REGION": "eu-west-1",
+    }
+    account = render_service_account(SPEC)
+    assert account["automountServiceAccountToken"] is False  # it never calls the API
     text = render_infra_yaml(REF, SPEC, s3, manifest(1))
     assert "sentinel-secret-value" not in text
     kinds = [doc["kind"] for doc in yaml.safe_load_all(text)]
-    assert kinds == ["ServiceAccount", "Secret", "InferenceService"]
-    assert_valid(list(yaml.safe_load_all(text))[2])
+    assert kinds == ["ServiceAccount", "ConfigMap", "Secret", "InferenceService"]
+    assert_valid(list(yaml.safe_load_all(text))[3])
 
 
 def test_secret_is_filled_at_apply_time_and_missing_values_are_named() -> None:
-    template = render_s3_secret_template(SPEC, S3Spec(endpoint="minio:9000"))
-    filled = fill_secret(template, {"MLOPS_S3_ACCESS_KEY": "ak", "MLOPS_S3_SECRET_KEY": "sk"})
-    assert filled["stringData"] == {"AWS_ACCESS_KEY_ID": "ak", "AWS_SECRET_ACCESS_KEY": "sk"}
-    assert template["stringData"]["AWS_ACCESS_KEY_ID"] == "${MLOPS_S3_ACCESS_KEY}"
-    with pytest.raises(ManifestError, match=r"\$MLOPS_S3_SECRET_KEY"):
-        fill_secret(template, {"MLOPS_S3_ACCESS_KEY": "ak"})
+    template = render_s3_secret_template(SPEC)
+    values = {"MLOPS_SERVING_S3_ACCESS_KEY": "ak", "MLOPS_SERVING_S3_SECRET_KEY": "sk"}
+    filled = fill_secret(template, values)
+    assert filled["stringData"] == {"MLOPS_S3_ACCESS_KEY": "ak", "MLOPS_S3_SECRET_KEY": "sk"}
+    assert template["stringData"]["MLOPS_S3_ACCESS_KEY"] == "${MLOPS_SERVING_S3_ACCESS_KEY}"
+    with pytest.raises(ManifestError, match=r"\$MLOPS_SERVING_S3_SECRET_KEY"):
+        fill_secret(template, {"MLOPS_SERVING_S3_ACCESS_KEY": "ak"})
     with pytest.raises(ManifestError, match="http"):
         S3Spec.from_endpoint_url("minio:9000")
 
@@ -280,7 +316,7 @@ def test_reading_the_split_and_readiness() -> None:
         2,
         25,
     )
-    pinned = apply_merge_patch(live, rollback_patch(split.stable))
+    pinned = apply_merge_patch(live, rollback_patch(SPEC, split.stable))
     assert desired_split(pinned).canary is None
     stale = live | {
         "status": {"observedGeneration": 1, "conditions": [{"type": "Ready", "status": "True"}]}
