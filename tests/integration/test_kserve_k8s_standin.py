@@ -17,8 +17,6 @@ import socket
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from functools import cache
-from pathlib import Path
 
 import httpx
 import pytest
@@ -45,11 +43,15 @@ from tasks.kserve.manifests import (
 )
 from tasks.kserve.target import KubernetesServingTarget
 from tasks.registry.versions import DataSummary, Manifest
-from tests.support.standins.k8s_api import KServeControllerModel, KubeApiStandIn, serve
+from tests.support.standins.k8s_api import (
+    KServeControllerModel,
+    KubeApiStandIn,
+    kserve_crd_schema,
+    serve,
+)
 
 pytestmark = pytest.mark.integration
 
-KSERVE = Path(__file__).resolve().parents[2] / "infra" / "crds" / "kserve"
 NS, NAME = "models", "house-price"
 PATH = f"/apis/serving.kserve.io/v1beta1/namespaces/{NS}/inferenceservices"
 SPEC = ServingSpec(
@@ -80,13 +82,6 @@ def manifest(version: int, sklearn: str = "1.7.2") -> Manifest:
     )
 
 
-@cache
-def crd_schema() -> dict:
-    text = (KSERVE / "serving.kserve.io_inferenceservices.yaml").read_text()
-    crd = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))  # 2 MB: C parser
-    (v1beta1,) = [v for v in crd["spec"]["versions"] if v["name"] == "v1beta1"]
-    return v1beta1["schema"]["openAPIV3Schema"]
-
 
 def client(url: str) -> CustomObjectsApi:
     return CustomObjectsApi(ApiClient(Configuration(host=url)))
@@ -94,7 +89,7 @@ def client(url: str) -> CustomObjectsApi:
 
 @pytest.fixture
 def cluster() -> Iterator[tuple[KubeApiStandIn, CustomObjectsApi, str]]:
-    standin = KubeApiStandIn(schema=crd_schema(), controller=KServeControllerModel())
+    standin = KubeApiStandIn(schema=kserve_crd_schema(), controller=KServeControllerModel())
     with serve(standin) as url:
         yield standin, client(url), url
 

@@ -21,6 +21,8 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
 from typing import Any
 
 import jsonschema
@@ -448,3 +450,15 @@ def serve(standin: KubeApiStandIn) -> Iterator[str]:
     """Run the stand-in on 127.0.0.1 (a free port) in a thread; yields its base URL."""
     with serve_app(standin.app(), "the Kubernetes API stand-in") as url:
         yield url
+
+
+CRD = Path(__file__).resolve().parents[3] / "infra" / "crds" / "kserve"
+
+
+@cache
+def kserve_crd_schema() -> dict:
+    """The v1beta1 InferenceService schema of KServe's CRD, vendored under infra/crds/kserve."""
+    text = (CRD / "serving.kserve.io_inferenceservices.yaml").read_text()
+    crd = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))  # 2 MB: C parser
+    (v1beta1,) = [v for v in crd["spec"]["versions"] if v["name"] == "v1beta1"]
+    return v1beta1["schema"]["openAPIV3Schema"]
