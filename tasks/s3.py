@@ -35,6 +35,10 @@ class BucketNotFound(RuntimeError):
     """The configured bucket does not exist on the S3 server."""
 
 
+class VersioningNotEnabled(RuntimeError):
+    """The bucket does not keep versions, and this identity may not switch them on."""
+
+
 class CredentialsMissing(RuntimeError):
     """No S3 credentials were found in the environment or a Prefect Secret block."""
 
@@ -97,21 +101,38 @@ class ObjectStore:
         )
 
     def ensure_bucket(self, versioning: bool = True) -> None:
-        """Create the bucket if needed and switch versioning on, so nothing written is lost."""
+        """Create the bucket if needed and, with `versioning`, make sure it keeps every version.
+
+        Versioning is read first and switched on only when it is off: the flows' identity may
+        read it but never change it (the right to enable it is also the right to suspend it),
+        so on a bucket the operator prepared no flow ever asks, and on one where it is off a
+        flow stops here rather than write what could be lost.
+        """
         if not self._call("check the bucket", self.client.bucket_exists, self.bucket):
             try:
                 self._call("create the bucket", self.client.make_bucket, self.bucket)
             except S3Error as error:
                 if error.code not in {"BucketAlreadyOwnedByYou", "BucketAlreadyExists"}:
                     raise
+        if not versioning:
+            return
         current = self._call("read versioning", self.client.get_bucket_versioning, self.bucket)
-        if versioning and current.status != ENABLED:
+        if current.status == ENABLED:
+            return
+        try:
             self._call(
                 "enable versioning",
                 self.client.set_bucket_versioning,
                 self.bucket,
                 VersioningConfig(ENABLED),
             )
+        except S3AccessDenied as error:
+            raise VersioningNotEnabled(
+                f"bucket {self.bucket!r} on {self.endpoint} does not keep versions (versioning "
+                f"is {current.status}) and this identity may not enable it, by design: the "
+                f"operator must enable versioning, once, with the admin keys: "
+                f"`mc version enable <alias>/{self.bucket}` (infra/README.md, step 4)"
+            ) from error
 
     def put_bytes(
         self, key: str, data: bytes, content_type: str = "application/octet-stream"
