@@ -11,6 +11,7 @@ FLOORS = {
     "prefect-kubernetes": "0.8",
     "kserve": "0.21",
     "kfp": "2.17",
+    "kfp-kubernetes": "2.17",
     "evidently": "0.7.20",
     "pydantic": "2.11",
     "scikit-learn": "1.7",
