@@ -25,6 +25,7 @@ def retrain(
 
     With `data` (a CSV), on that batch; without (a drift alert), on the labelled serving traffic
     of the lookback plus the champion's training set; too few labels end the run "Deferred".
+    With MLOPS_KFP_HOST set, the training set's snapshot is trained on as a Kubeflow pipeline.
     """
     # The training stack (scikit-learn, pandera) or kfp loads here, once the run is Running:
     # a worker's fresh process reports the run started without waiting seconds for imports.
@@ -33,24 +34,26 @@ def retrain(
 
     settings = get_settings(model_name=model_name)
     registry = open_registry(settings, create_bucket=True)
-    if settings.kfp_host:  # the same recipe, run as a Kubeflow pipeline on the cluster
-        from tasks.kubeflow.retrain import retrain_on_kubeflow
-
-        manifest = retrain_on_kubeflow(settings, registry, data, reason)
-        stages.announce_registration(manifest, reason)
-        return manifest
     contract = stages.read_contract(settings)
     found = sources.find_training_set(data, settings, registry, contract)
     if found.frame is None:
         return Completed(name="Deferred", message=sources.defer_retrain(found, registry, reason))
     stages.validate_data(without_provenance(found.frame), contract)
     frame = sources.snapshot_training_set(found.frame, registry)
-    train, holdout = stages.split_data(frame, contract, settings)
-    candidate = stages.train_candidate(frame, (train, holdout), contract, settings)
-    champion = stages.score_champion(registry, holdout, contract, settings)
-    verdict = stages.judge(candidate, champion, settings)
-    stages.enforce_gate(verdict)
-    manifest = stages.register_candidate(registry, candidate, verdict, contract, settings, reason)
+    if settings.kfp_host:  # the same recipe on the same snapshot, as a Kubeflow pipeline
+        from tasks.kubeflow.retrain import retrain_on_kubeflow
+
+        snapshot = frame.attrs["source"]
+        manifest = retrain_on_kubeflow(snapshot, contract, settings, registry, reason)
+    else:
+        train, holdout = stages.split_data(frame, contract, settings)
+        candidate = stages.train_candidate(frame, (train, holdout), contract, settings)
+        champion = stages.score_champion(registry, holdout, contract, settings)
+        verdict = stages.judge(candidate, champion, settings)
+        stages.enforce_gate(verdict)
+        manifest = stages.register_candidate(
+            registry, candidate, verdict, contract, settings, reason
+        )
     stages.announce_registration(manifest, reason)
     return manifest
 

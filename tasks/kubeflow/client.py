@@ -18,8 +18,8 @@ import urllib3
 from kfp_server_api.exceptions import ApiException
 from pydantic import BaseModel, ConfigDict, Field
 
-from tasks.kubeflow.components import PipelineConfig
 from tasks.kubeflow.pipeline import MODEL_NAME, compile_pipeline
+from tasks.kubeflow.pods import PipelineConfig
 
 TERMINAL_STATES = frozenset({"SUCCEEDED", "FAILED", "SKIPPED", "CANCELED"})
 
@@ -53,7 +53,12 @@ class RetrainParams(BaseModel):
 
     model_config = ConfigDict(frozen=True)
 
-    data_uri: str = Field(pattern=r"^s3://[^/]+/.+", description="training CSV in the bucket")
+    data_uri: str = Field(
+        pattern=r"^s3://[^/]+/.+", description="the training set in the bucket: its snapshot"
+    )
+    config_uri: str = Field(
+        pattern=r"^s3://[^/]+/.+\.json$", description="the run configuration (run_config.py)"
+    )
     model_name: str = Field(MODEL_NAME.default, pattern=r"^[a-z0-9][a-z0-9-]{1,62}$")
     reason: str = Field("manual", min_length=1, description="why this retrain runs")
 
@@ -61,7 +66,7 @@ class RetrainParams(BaseModel):
 class SubmitOptions(BaseModel):
     model_config = ConfigDict(frozen=True)
 
-    pipeline: PipelineConfig = Field(default_factory=PipelineConfig)
+    pipeline: PipelineConfig = Field(description="the pods' pinned image, ConfigMap, Secrets")
     experiment: str = Field("retrain", min_length=1, description="KFP experiment of the runs")
     poll_interval_s: float = Field(5.0, gt=0, description="seconds between run-state polls")
     connect_timeout_s: float = Field(10.0, gt=0, description="health probe timeout")
@@ -81,12 +86,12 @@ class KfpRun:
 def submit_retrain_run(
     host: str,
     params: RetrainParams,
+    options: SubmitOptions,
+    *,
     wait: bool = False,
     timeout: float = 3600.0,
-    options: SubmitOptions | None = None,
 ) -> KfpRun:
     """Submit one retrain run to the KFP API at `host`; if `wait`, poll until it ends."""
-    options = options or SubmitOptions()
     host = host.rstrip("/")
     client = connect_kfp(host, options.connect_timeout_s)
     with tempfile.TemporaryDirectory(prefix="kfp-retrain-") as work:

@@ -1,13 +1,12 @@
-"""What runs inside the retrain pipeline's pods (the component functions, their steps) and how
-those pods are configured (image, S3 Secret, env).
+"""What runs inside the retrain pipeline's pods: the component functions and their steps.
 
-`validate_and_train` loads the data from S3, validates it against the contract, trains, evaluates,
-scores the champion and judges the candidate with the project's own task code, then stages the
-candidate (model, ModelSpec, gate verdict) under `staging/<model>/` in the bucket.
-`register_candidate` registers a staged candidate only if its staged verdict passed. Only S3 URIs
-and small strings cross between pods. `tasks/kubeflow/pipeline.py` builds the pipeline from these
-functions (image, Secret, env) and submits it; S3 credentials reach the pods as environment
-variables from a Kubernetes Secret, never as arguments.
+`validate_and_train` reads the run's configuration (contract, gate, training policy: run_config.py)
+and its training set from S3, validates, trains, evaluates, scores the champion and judges the
+candidate with the project's own task code, then stages the candidate (model, ModelSpec, gate
+verdict) under `staging/<model>/` in the bucket. `register_candidate` registers a staged candidate
+only if its staged verdict passed, signed with the manifest key. Only S3 URIs and small strings
+cross between pods; where the bucket is and the credentials come from the pods' environment
+(pods.py: a ConfigMap and Secrets). `tasks/kubeflow/pipeline.py` builds the pipeline from these.
 """
 
 # No `from __future__ import annotations`: KFP reads the component signatures' real types.
@@ -16,57 +15,30 @@ import hashlib
 import io
 import logging
 import secrets
+from contextlib import suppress
 from datetime import UTC, datetime
 from typing import NamedTuple
 
 import joblib
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+import pandas as pd
+from pydantic import BaseModel, ConfigDict
 
-from tasks.data.contract import load_contract
 from tasks.data.loading import load_csv
 from tasks.decisions.gate import GateVerdict
-from tasks.registry.versions import Manifest, ModelSpec, open_registry
-from tasks.s3 import ObjectStore
+from tasks.kubeflow.run_config import read_run_config
+from tasks.registry.datasets import is_snapshot, read_snapshot
+from tasks.registry.signing import SignatureError, sign, verify
+from tasks.registry.versions import Manifest, ModelRegistry, ModelSpec, open_registry
+from tasks.s3 import ObjectNotFound, ObjectStore
 from tasks.settings import get_settings
 from tasks.training.candidate import candidate_spec
 from tasks.training.model import TrainedModel
 from tasks.training.recipe import run_recipe
 
-# Secret key names mapped to variable names; no value here.
-# pragma: allowlist nextline secret
-SECRET_KEY_TO_ENV = {"access_key": "MLOPS_S3_ACCESS_KEY", "secret_key": "MLOPS_S3_SECRET_KEY"}
-
 
 class CandidateRefused(RuntimeError):
-    """The staged candidate failed the quality gate (the KFP counterpart of steps.GateFailed)."""
-
-
-class PipelineConfig(BaseModel):
-    """How the pipeline's pods are built: the image, the S3 Secret, non-secret MLOPS_* settings."""
-
-    model_config = ConfigDict(frozen=True)
-
-    image: str = Field(
-        "ghcr.io/selfheal-mlops/selfheal-mlops:latest",
-        min_length=1,
-        description="container image with this project (and kfp) installed",
-    )
-    s3_secret: str = Field(
-        "mlops-s3",
-        pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$",
-        description="Kubernetes Secret in the run's namespace with keys access_key, secret_key",
-    )
-    env: dict[str, str] = Field(
-        default_factory=dict, description="non-secret settings, e.g. MLOPS_S3_ENDPOINT"
-    )
-
-    @field_validator("env")
-    @classmethod
-    def _no_secrets(cls, value: dict[str, str]) -> dict[str, str]:
-        leaked = sorted(set(value) & set(SECRET_KEY_TO_ENV.values()))
-        if leaked:
-            raise ValueError(f"{leaked} must come from the Kubernetes Secret, not the package")
-        return value
+    """The staged candidate failed the quality gate (the KFP counterpart of steps.GateFailed), or
+    is not what the train step staged (its signature or sha256 does not match)."""
 
 
 class StagedCandidate(BaseModel):
@@ -79,24 +51,40 @@ class StagedCandidate(BaseModel):
     verdict: GateVerdict
 
 
-def train_and_judge(data_uri: str, model_name: str) -> tuple[str, GateVerdict]:
+def train_and_judge(data_uri: str, config_uri: str, model_name: str) -> tuple[str, GateVerdict]:
     """Validate → split → train → evaluate → judge against the champion; stage the candidate."""
-    settings = get_settings(model_name=model_name, data_uri=data_uri)
-    contract = load_contract(settings.contract_path)
-    registry = open_registry(settings, create_bucket=True)
-    frame = load_csv(data_uri, registry.store)
-    frame.attrs["source"] = data_uri
-    result = run_recipe(frame, contract, settings, registry)
-    spec = candidate_spec(result.candidate, contract, settings, result.verdict)
-    staged = _stage(registry.store, model_name, result.candidate.trained, spec, result.verdict)
+    registry = open_registry(get_settings(model_name=model_name))
+    config = read_run_config(registry.store, config_uri)
+    settings = get_settings(model_name=model_name, **config.overrides())
+    frame = load_training_set(data_uri, registry.store)
+    result = run_recipe(frame, config.contract, settings, registry)
+    spec = candidate_spec(result.candidate, config.contract, settings, result.verdict)
+    staged = _stage(registry, result.candidate.trained, spec, result.verdict)
     return staged, result.verdict
+
+
+def load_training_set(uri: str, store: ObjectStore) -> pd.DataFrame:
+    """A training-set snapshot (checked against its digest), or a CSV, from the bucket."""
+    if is_snapshot(uri, store):
+        return read_snapshot(store, uri)
+    frame = load_csv(uri, store)
+    frame.attrs["source"] = uri
+    return frame
 
 
 def register_staged(candidate_uri: str, model_name: str, reason: str) -> Manifest:
     """Register a staged candidate if, and only if, its staged gate verdict passed."""
-    registry = open_registry(get_settings(model_name=model_name), create_bucket=True)
+    registry = open_registry(get_settings(model_name=model_name))
     prefix = _staging_prefix(candidate_uri, registry.store.bucket)
     raw = registry.store.get_bytes(prefix + "candidate.json")
+    if registry.signing_key is not None:  # else the registry refuses, or runs unsigned by choice
+        signature = None
+        with suppress(ObjectNotFound):  # unsigned: refused by verify
+            signature = registry.store.get_bytes(prefix + "candidate.sig")
+        try:
+            verify(registry.signing_key, raw, signature, candidate_uri)
+        except SignatureError as error:
+            raise CandidateRefused(str(error)) from error
     staged = StagedCandidate.model_validate_json(raw)
     if not staged.verdict.passed:
         reasons = "; ".join(staged.verdict.reasons)
@@ -111,22 +99,22 @@ def register_staged(candidate_uri: str, model_name: str, reason: str) -> Manifes
 
 
 def _stage(
-    store: ObjectStore,
-    model_name: str,
-    trained: TrainedModel,
-    spec: ModelSpec,
-    verdict: GateVerdict,
+    registry: ModelRegistry, trained: TrainedModel, spec: ModelSpec, verdict: GateVerdict
 ) -> str:
+    """Stage the candidate; signed with the manifest key, since the pod that registers it signs
+    whatever it finds here."""
+    store = registry.store
     buffer = io.BytesIO()
     joblib.dump(trained.model, buffer)
     payload = buffer.getvalue()
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    prefix = f"staging/{model_name}/{stamp}-{secrets.token_hex(4)}/"
+    prefix = f"staging/{registry.name}/{stamp}-{secrets.token_hex(4)}/"
     staged = StagedCandidate(sha256=hashlib.sha256(payload).hexdigest(), spec=spec, verdict=verdict)
+    document = staged.model_dump_json().encode()
     store.put_bytes(prefix + "model.joblib", payload)
-    store.put_bytes(
-        prefix + "candidate.json", staged.model_dump_json().encode(), "application/json"
-    )
+    if registry.signing_key is not None:
+        store.put_bytes(prefix + "candidate.sig", sign(registry.signing_key, document))
+    store.put_bytes(prefix + "candidate.json", document, "application/json")
     return f"s3://{store.bucket}/{prefix}"
 
 
@@ -138,15 +126,16 @@ def _staging_prefix(candidate_uri: str, bucket: str) -> str:
 
 
 # -- the component functions: self-contained sources, run in the image by KFP's executor ------
-def validate_and_train(data_uri: str, model_name: str) -> NamedTuple(
+def validate_and_train(data_uri: str, config_uri: str, model_name: str) -> NamedTuple(
     "TrainOutputs", [("candidate_uri", str), ("gate_passed", bool), ("gate_summary", str)]
 ):
-    """Validate the data, train and judge a candidate; stage it in S3."""
+    """Validate the training set, train and judge a candidate under the run's configuration;
+    stage it in S3."""
     from collections import namedtuple
 
     from tasks.kubeflow.components import train_and_judge
 
-    uri, verdict = train_and_judge(data_uri, model_name)
+    uri, verdict = train_and_judge(data_uri, config_uri, model_name)
     outputs = namedtuple("TrainOutputs", ["candidate_uri", "gate_passed", "gate_summary"])
     return outputs(uri, verdict.passed, verdict.model_dump_json())
 

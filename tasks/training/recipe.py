@@ -15,6 +15,7 @@ from tasks.data.contract import DataContract
 from tasks.data.loading import data_digest, split_holdout
 from tasks.data.validation import DataValidationError, ValidationReport, conform, validate_frame
 from tasks.decisions.gate import GateVerdict, judge_candidate
+from tasks.registry.datasets import without_provenance
 from tasks.registry.versions import DataSummary, ModelRegistry
 from tasks.settings import Settings
 from tasks.training.candidate import Candidate, Champion, score_champion
@@ -78,8 +79,10 @@ def run_recipe(
     registry: ModelRegistry | None,
     logger: logging.Logger | logging.LoggerAdapter = LOG,
 ) -> RecipeResult:
-    """The whole recipe in one call; the champion is looked up when a registry is given."""
-    validate(frame, contract)
+    """The whole recipe in one call; the champion is looked up when a registry is given.
+
+    `frame` may be a training-set snapshot: its provenance columns are not the contract's."""
+    validate(without_provenance(frame), contract)
     train, holdout = split(frame, contract, settings)
     candidate = fit(frame, (train, holdout), contract, settings)
     champion = (

@@ -5,12 +5,14 @@ It answers exactly what `kfp.Client` 2.17 calls for `create_run_from_pipeline_pa
 (the `display_name EQUALS` filter `get_experiment` sends), `POST /apis/v2beta1/experiments`,
 `POST /apis/v2beta1/runs` and `GET /apis/v2beta1/runs/{run_id}`. Submitted pipeline specs are
 parsed with KFP's own protobuf schema (`PipelineSpec`, `PlatformSpec`), runtime parameters are
-checked against the spec's root inputs, errors come back as google.rpc.Status bodies with the
+checked against the spec's root inputs, each task's Kubernetes configuration is parsed with
+kfp-kubernetes' `KubernetesExecutorConfig` (strictly, as the backend's driver does), errors come back as google.rpc.Status bodies with the
 HTTP code grpc-gateway would use. A run walks through a scripted list of states, one per read.
 Every request is recorded; `fail` injects an HTTP error for one endpoint.
 
 It does NOT prove: that a real KFP backend accepts and schedules the spec (driver, launcher,
-Argo workflow compilation), that the pods get the Secret or the image can import the project,
+Argo workflow compilation), that the pods get the ConfigMap and Secrets (or that those exist in
+the run's namespace), that the image can be pulled or imports the project,
 multi-user namespaces/auth (Istio, Dex, tokens), pagination, or run-state timing.
 """
 
@@ -27,6 +29,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from google.protobuf import json_format
+from kfp.kubernetes import kubernetes_executor_config_pb2
 from kfp.pipeline_spec import pipeline_spec_pb2
 
 from tests.support.standins.http import serve_app
@@ -168,7 +171,12 @@ def parse_pipeline(document: Any) -> pipeline_spec_pb2.PipelineSpec:
     try:
         spec = json_format.ParseDict(pipeline, pipeline_spec_pb2.PipelineSpec())
         if "platform_spec" in document:
-            json_format.ParseDict(document["platform_spec"], pipeline_spec_pb2.PlatformSpec())
+            platform = document["platform_spec"]
+            json_format.ParseDict(platform, pipeline_spec_pb2.PlatformSpec())
+            kubernetes = platform.get("platforms", {}).get("kubernetes", {})
+            for config in kubernetes.get("deploymentSpec", {}).get("executors", {}).values():
+                executor = kubernetes_executor_config_pb2.KubernetesExecutorConfig()
+                json_format.ParseDict(config, executor)
     except json_format.ParseError as error:
         raise StandInError(400, f"invalid pipeline spec: {error}") from error
     return spec
