@@ -54,7 +54,7 @@ class RetrainParams(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     data_uri: str = Field(
-        pattern=r"^s3://[^/]+/.+", description="the training set in the bucket: its snapshot"
+        pattern=r"^s3://[^/]+/datasets/.+\.parquet$", description="the training-set snapshot"
     )
     config_uri: str = Field(
         pattern=r"^s3://[^/]+/.+\.json$", description="the run configuration (run_config.py)"

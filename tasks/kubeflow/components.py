@@ -1,7 +1,7 @@
 """What runs inside the retrain pipeline's pods: the component functions and their steps.
 
 `validate_and_train` reads the run's configuration (contract, gate, training policy: run_config.py)
-and its training set from S3, validates, trains, evaluates, scores the champion and judges the
+and its training-set snapshot from S3, validates, trains, evaluates, scores the champion and judges the
 candidate with the project's own task code, then stages the candidate (model, ModelSpec, gate
 verdict) under `staging/<model>/` in the bucket. `register_candidate` registers a staged candidate
 only if its staged verdict passed, signed with the manifest key. Only S3 URIs and small strings
@@ -23,7 +23,6 @@ import joblib
 import pandas as pd
 from pydantic import BaseModel, ConfigDict
 
-from tasks.data.loading import load_csv
 from tasks.decisions.gate import GateVerdict
 from tasks.kubeflow.run_config import read_run_config
 from tasks.registry.datasets import is_snapshot, read_snapshot
@@ -64,12 +63,11 @@ def train_and_judge(data_uri: str, config_uri: str, model_name: str) -> tuple[st
 
 
 def load_training_set(uri: str, store: ObjectStore) -> pd.DataFrame:
-    """A training-set snapshot (checked against its digest), or a CSV, from the bucket."""
-    if is_snapshot(uri, store):
-        return read_snapshot(store, uri)
-    frame = load_csv(uri, store)
-    frame.attrs["source"] = uri
-    return frame
+    """The training-set snapshot at `uri`, checked against its digest: what the version's
+    manifest will point at, so its lineage never depends on a file that can change."""
+    if not is_snapshot(uri, store):
+        raise ValueError(f"{uri!r} is not a training-set snapshot (s3://{store.bucket}/datasets/…)")
+    return read_snapshot(store, uri)
 
 
 def register_staged(candidate_uri: str, model_name: str, reason: str) -> Manifest:

@@ -52,7 +52,7 @@ from tasks.registry.datasets import write_snapshot
 from tasks.registry.versions import IntegrityError, ModelRegistry
 from tasks.s3 import ObjectStore, connect
 from tasks.settings import get_settings
-from tests.support.stack import publish_csv, settings_for
+from tests.support.stack import settings_for
 from tests.support.standins.kfp_api import API, KfpApiStandIn, serve
 
 pytestmark = [
@@ -186,7 +186,6 @@ def test_local_run_registers_a_signed_version_under_the_published_configuration(
 
 
 def test_local_run_fails_on_bad_data_and_registers_nothing(
-    s3_server: S3Server,
     store: ObjectStore,
     run_locally,
     contract: DataContract,
@@ -194,8 +193,7 @@ def test_local_run_fails_on_bad_data_and_registers_nothing(
     capsys: pytest.CaptureFixture,
 ) -> None:
     bad = generate_house_prices(800, seed=7, corruption=CorruptionSpec(negative_size_share=0.2))
-    params = prepare(store, contract, model_name, generate_house_prices(100))
-    params["data_uri"] = publish_csv(settings_for(s3_server, model_name=model_name), "bad", bad)
+    params = prepare(store, contract, model_name, bad)
     with pytest.raises(RuntimeError, match="validate-and-train"):
         run_locally(**params)
     printed = capsys.readouterr().out

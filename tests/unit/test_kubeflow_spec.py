@@ -10,7 +10,7 @@ from google.protobuf import json_format
 from kfp.kubernetes.kubernetes_executor_config_pb2 import KubernetesExecutorConfig
 from pydantic import ValidationError
 
-from tasks.kubeflow.client import SubmitOptions
+from tasks.kubeflow.client import RetrainParams, SubmitOptions
 from tasks.kubeflow.pipeline import compile_pipeline
 from tasks.kubeflow.pods import ImageNotPinned, PipelineConfig, pipeline_config
 
@@ -154,3 +154,11 @@ def test_without_an_image_the_error_names_the_variable() -> None:
 def test_secrets_are_refused_in_the_configmap() -> None:
     with pytest.raises(ValidationError, match="must come from a Secret"):
         PipelineConfig(image=IMAGE, config_map_keys=("MLOPS_BUCKET", "MLOPS_MANIFEST_KEY"))
+
+
+def test_a_run_trains_on_a_training_set_snapshot_only() -> None:
+    config = "s3://mlops/staging/house-price/configs/" + "c" * 64 + ".json"
+    snapshot = "s3://mlops/datasets/house-price/" + "d" * 64 + ".parquet"
+    assert RetrainParams(data_uri=snapshot, config_uri=config).data_uri == snapshot
+    with pytest.raises(ValidationError, match="data_uri"):  # a CSV can change under a version
+        RetrainParams(data_uri="s3://mlops/datasets/house-price/new.csv", config_uri=config)
