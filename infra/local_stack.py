@@ -71,8 +71,10 @@ def local_stack(
             s3 = start_s3_server("seaweedfs")
             stack.callback(s3.stop)
             # Least privilege, as in production: flows act as the training identity, the model
-            # server reads models/ and writes its request logs only; the root keys stay here.
-            identities = create_identities(s3, get_settings().bucket)
+            # server reads its own model and writes its own request logs only; the root keys
+            # stay here, having created the bucket and enabled its versioning.
+            configured = get_settings()
+            identities = create_identities(s3, configured.model_name, configured.bucket)
             stack.enter_context(environment(identities.training.env()))
             serving_env = identities.serving.env()
         if not (os.environ.get("MLOPS_MANIFEST_KEY") or os.environ.get("MLOPS_MANIFEST_KEY_BLOCK")):

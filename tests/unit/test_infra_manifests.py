@@ -315,13 +315,18 @@ def test_minio_reads_its_credentials_from_a_secret() -> None:
 
 
 # -- RBAC and the worker ------------------------------------------------------------------------
+# What prefect-kubernetes' worker and observer call (infra/k8s/prefect-worker.yaml cites each
+# line): no events, no Secrets, no InferenceServices (flow runs drive those, as mlops-flows).
 WORKER_RULES = {
-    ("", "pods"): {"get", "watch", "list"},
+    ("", "pods"): {"list", "watch"},
     ("", "pods/log"): {"get"},
     ("batch", "jobs"): {"create", "get", "list", "watch", "delete"},
-    ("", "events"): {"list", "watch"},
-    ("serving.kserve.io", "inferenceservices"): {"get", "list", "watch", "patch"},
 }
+# kubernetes_asyncio's method names: <verb>_namespaced_<resource>(...)
+CALL_VERBS = {"create": "create", "read": "get", "list": "list", "delete": "delete",
+              "patch": "patch", "replace": "update"}  # fmt: skip
+CALL_RESOURCES = {"job": ("batch", "jobs"), "pod": ("", "pods"), "pod_log": ("", "pods/log"),
+                  "secret": ("", "secrets")}  # fmt: skip
 
 
 def grants(role: Obj) -> dict[tuple[str, str], set[str]]:
@@ -334,8 +339,56 @@ def grants(role: Obj) -> dict[tuple[str, str], set[str]]:
     return result
 
 
+def required_grants(source: str) -> dict[tuple[str, str], set[str]]:
+    """The grants Python source calls for: each Kubernetes client call, and each resource a
+    kopf handler lists and watches."""
+    needed: dict[tuple[str, str], set[str]] = {}
+    calls = re.findall(r"\b(create|read|list|delete|patch|replace)_namespaced_(\w+?)\(", source)
+    for verb, resource in calls:  # a resource missing from CALL_RESOURCES is a KeyError: look
+        needed.setdefault(CALL_RESOURCES[resource], set()).add(CALL_VERBS[verb])
+    for watched in re.findall(r'kopf\.on\.event\(\s*(?:"batch",\s*"v1",\s*)?"(\w+)"', source):
+        group = "batch" if watched == "jobs" else ""
+        needed.setdefault((group, watched), set()).update({"list", "watch"})
+    return needed
+
+
+def worker_source() -> str:
+    """prefect-kubernetes' worker and observer as installed (the version uv.lock pins)."""
+    from importlib.util import find_spec
+
+    spec = find_spec("prefect_kubernetes")
+    assert spec is not None and spec.submodule_search_locations
+    package = Path(spec.submodule_search_locations[0])
+    return "".join((package / name).read_text() for name in ("worker.py", "observer.py"))
+
+
 def test_the_worker_role_grants_exactly_what_the_worker_needs() -> None:
-    assert grants(one("Role", "prefect-worker")) == WORKER_RULES
+    role = grants(one("Role", "prefect-worker"))
+    assert role == WORKER_RULES
+    for verbs in role.values():
+        assert not verbs & {"patch", "update", "deletecollection", "escalate", "bind"}, verbs
+    assert not any(group == "serving.kserve.io" for group, _ in role), "flow runs drive KServe"
+    assert ("", "events") not in role and ("", "secrets") not in role
+
+
+def test_the_worker_role_is_what_the_locked_prefect_kubernetes_calls() -> None:
+    """Read from the installed package's source, so an upgrade that calls something new (or
+    stops calling something) fails here until the Role and its comments are derived again."""
+    from importlib.metadata import version
+
+    needed = required_grants(worker_source())
+    # Its Secret calls are switched off by the worker's settings: the API key goes by reference
+    # (test_the_worker_polls_...), plain env is not moved into a Secret.
+    needed.pop(("", "secrets"))
+    env = env_of(container(one("Deployment", "prefect-worker")))
+    assert "PREFECT_INTEGRATIONS_KUBERNETES_WORKER_STORE_ENV_AS_SECRET" not in env
+    assert "PREFECT_INTEGRATIONS_KUBERNETES_WORKER_CREATE_SECRET_FOR_API_KEY" not in env
+    assert needed == WORKER_RULES, f"prefect-kubernetes {version('prefect-kubernetes')}"
+
+
+def test_the_grant_scan_sees_calls_and_watches() -> None:
+    source = 'await v1.read_namespaced_pod(name=n)\n@kopf.on.event(\n  "batch",\n  "v1", "jobs")'
+    assert required_grants(source) == {("", "pods"): {"get"}, ("batch", "jobs"): {"list", "watch"}}
 
 
 def test_nothing_is_cluster_wide_and_nothing_is_a_wildcard() -> None:
@@ -429,7 +482,7 @@ def allows(doc: Obj, action: str, resource: str, prefix: str | None = None) -> b
 BUCKET, OBJ = "arn:aws:s3:::mlops", "arn:aws:s3:::mlops/"
 
 
-@pytest.mark.parametrize("name", ["serving-readonly", "training-readwrite"])
+@pytest.mark.parametrize("name", ["serving-house-price", "training-readwrite"])
 def test_policies_are_limited_to_the_mlops_bucket(name: str) -> None:
     doc = policy(name)
     assert doc["Version"] == "2012-10-17"
@@ -439,16 +492,70 @@ def test_policies_are_limited_to_the_mlops_bucket(name: str) -> None:
         assert all(action.startswith("s3:") and "*" not in action for action in statement["Action"])
 
 
-def test_serving_can_read_models_and_nothing_more() -> None:
-    serving = policy("serving-readonly")
-    model = OBJ + "models/house-price/v1/model.joblib"
-    assert allows(serving, "s3:GetObject", model)
-    assert allows(serving, "s3:ListBucket", BUCKET, prefix="models/house-price/v1/")
-    assert not allows(serving, "s3:ListBucket", BUCKET, prefix="datasets/")
+def test_the_committed_policies_are_the_rendered_ones() -> None:
+    """What the operator applies (infra/README.md, step 4) is what the local servers get."""
+    from infra.s3_policies import policy_file, render
+
+    assert policy_file("training").read_text() == render("training")
+    assert policy_file("serving", "house-price").read_text() == render("serving", "house-price")
+    # no other file: a leftover bucket-wide serving policy could be applied by mistake
+    assert {path.name for path in POLICIES.iterdir()} == {
+        "training-readwrite.json",
+        "serving-house-price.json",
+    }
+
+
+def test_a_serving_policy_is_only_for_a_plain_model_name() -> None:
+    from infra.s3_policies import serving_policy
+
+    assert serving_policy("fraud-v2")["Statement"][1]["Resource"][0].endswith("/fraud-v2/aliases/*")
+    for name in ("*", "house-price/*", "a?", "House", ""):
+        with pytest.raises(ValueError, match="model name"):
+            serving_policy(name)
+    with pytest.raises(ValueError, match="bucket name"):
+        serving_policy("house-price", bucket="*")
+
+
+SERVED = OBJ + "models/house-price/"
+SERVING_READS = ["v1/model.joblib", "v1/manifest.json", "v1/manifest.sig", "v12/model.joblib",
+                 "aliases/champion.json", "aliases/canary.json"]  # fmt: skip
+NOT_SERVING_READS = ["history/2024-x.json", "index/versions/0.json", "leases/alias-x/1-t",
+                     "claims/v3/t"]  # fmt: skip
+
+
+def test_serving_reads_its_own_model_and_nothing_more() -> None:
+    serving = policy("serving-house-price")
+    for key in SERVING_READS:
+        assert allows(serving, "s3:GetObject", SERVED + key), key
+    for prefix in ("v1/", "aliases/"):  # KServe's storage initializer; the alias lookup
+        assert allows(serving, "s3:ListBucket", BUCKET, prefix=f"models/house-price/{prefix}")
+    for key in NOT_SERVING_READS:
+        assert not allows(serving, "s3:GetObject", SERVED + key), key
+    for other in ("models/other/", "models/house-price-b/", "models/house/", "models/"):
+        assert not allows(serving, "s3:GetObject", f"{OBJ}{other}v1/model.joblib"), other
+        assert not allows(serving, "s3:ListBucket", BUCKET, prefix=f"{other}v1/"), other
+    for prefix in ("models/", "models/house-price/", "datasets/", "serving-logs/", ""):
+        assert not allows(serving, "s3:ListBucket", BUCKET, prefix=prefix), prefix
     assert not allows(serving, "s3:GetObject", OBJ + "datasets/house-price/batch.csv")
-    for action in ("s3:PutObject", "s3:DeleteObject", "s3:DeleteObjectVersion"):
-        assert not allows(serving, action, model), action
-    assert not allows(serving, "s3:PutBucketVersioning", BUCKET)
+    assert not allows(serving, "s3:GetObject", OBJ + "serving-logs/house-price/date=x/a.parquet")
+
+
+def test_serving_writes_only_its_own_request_logs() -> None:
+    serving = policy("serving-house-price")
+    assert allows(serving, "s3:PutObject", OBJ + "serving-logs/house-price/date=2024-01-02/a.pq")
+    not_its_logs = [
+        "serving-logs/house-price/labels/a.parquet",  # the truth it is judged by
+        "serving-logs/house-price-b/date=2024-01-02/a.parquet",
+        "serving-logs/other/date=2024-01-02/a.parquet",
+        "serving-logs/x.parquet",
+    ]
+    for key in not_its_logs:
+        assert not allows(serving, "s3:PutObject", OBJ + key), key
+    for key in [*SERVING_READS, *NOT_SERVING_READS]:
+        for action in ("s3:PutObject", "s3:DeleteObject", "s3:DeleteObjectVersion"):
+            assert not allows(serving, action, SERVED + key), (action, key)
+    for action in ("s3:PutBucketVersioning", "s3:GetBucketVersioning", "s3:PutBucketPolicy"):
+        assert not allows(serving, action, BUCKET), action
 
 
 def test_training_can_also_write_and_delete_but_not_erase_history() -> None:
@@ -458,7 +565,9 @@ def test_training_can_also_write_and_delete_but_not_erase_history() -> None:
             assert allows(training, action, OBJ + key), (action, key)
     assert allows(training, "s3:ListBucket", BUCKET, prefix="models/")
     assert allows(training, "s3:ListBucketVersions", BUCKET)
-    assert allows(training, "s3:PutBucketVersioning", BUCKET)  # tasks/s3.py ensure_bucket
+    # ensure_bucket (tasks/s3.py) reads versioning; the right to enable it could suspend it
+    assert allows(training, "s3:GetBucketVersioning", BUCKET)
+    assert not allows(training, "s3:PutBucketVersioning", BUCKET)
     assert not allows(
         training, "s3:DeleteObjectVersion", OBJ + "models/house-price/v1/model.joblib"
     )
