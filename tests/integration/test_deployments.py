@@ -1,11 +1,13 @@
-"""`prefect --no-prompt deploy --all` and the automations, against a real Prefect server, twice."""
+"""The local set-up (prefect.yaml's deployments and the automations) on a real Prefect server, twice."""
 
 from collections import Counter
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from prefect import get_client
 
+from deployments.changes import SetupReport
 from deployments.setup import (
     KUBERNETES_POOL,
     LOCAL_POOL,
@@ -17,23 +19,27 @@ from tests.support.stack import remove_deployments_and_automations
 
 pytestmark = pytest.mark.integration
 
+ROOT = Path(__file__).resolve().parents[2]
+WORKDIR_STEP = "prefect.deployments.steps.set_working_directory"
+
 DEPLOYMENTS = {
     "ci-checks", "retrain", "deploy", "canary-analysis", "guard", "rollback", "drift-daily"
 }  # fmt: skip
 
 
 @pytest.fixture
-def registered(prefect_server) -> Iterator[None]:
-    """Set up twice; afterwards remove it all, so other tests' events trigger nothing."""
+def registered(prefect_server) -> Iterator[SetupReport]:
+    """Set up twice (the second run's report); afterwards remove it all, so other tests' events
+    trigger nothing."""
     try:
         setup()
-        setup()
-        yield
+        yield setup()
     finally:
         remove_deployments_and_automations()
 
 
-def test_setup_twice_leaves_one_of_each(registered) -> None:
+def test_setup_twice_leaves_one_of_each(registered: SetupReport) -> None:
+    assert not registered.changed, registered.summary()
     with get_client(sync_client=True) as client:
         deployments = {d.name: d for d in client.read_deployments()}
         automations = Counter(a.name for a in client.read_automations())
@@ -51,5 +57,8 @@ def test_setup_twice_leaves_one_of_each(registered) -> None:
     (schedule,) = deployments["drift-daily"].schedules
     assert (schedule.schedule.cron, schedule.schedule.timezone) == ("0 6 * * *", "Europe/Berlin")
     assert pools[LOCAL_POOL].type == "process"
+    assert all(
+        d.pull_steps[0][WORKDIR_STEP]["directory"] == str(ROOT) for d in deployments.values()
+    )
     template = pools[KUBERNETES_POOL].base_job_template
     assert template["variables"]["properties"]["namespace"]["default"] == "mlops"
