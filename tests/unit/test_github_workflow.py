@@ -8,11 +8,14 @@ step; unknown keys are refused), checked with jsonschema, plus the project's own
 from __future__ import annotations
 
 import re
+import shlex
 from pathlib import Path
 from typing import Any
 
 import jsonschema
 import yaml
+
+from deployments.targets import kubernetes_target
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 WORKFLOW = PROJECT_ROOT / ".github" / "workflows" / "mlops-ci-cd.yml"
@@ -172,7 +175,7 @@ def test_deploy_runs_only_on_pushes_to_main_one_at_a_time() -> None:
 
 def test_prefect_credentials_are_secrets_by_reference_in_the_deploy_job_only() -> None:
     doc = workflow()
-    (step,) = [s for s in steps("deploy") if "prefect --no-prompt deploy" in s.get("run", "")]
+    (step,) = [s for s in steps("deploy") if "deployments.setup" in s.get("run", "")]
     for name in ("PREFECT_API_URL", "PREFECT_API_KEY"):
         assert step["env"][name] == "${{ secrets." + name + " }}"
     for job_name, job in doc["jobs"].items():
@@ -183,18 +186,25 @@ def test_prefect_credentials_are_secrets_by_reference_in_the_deploy_job_only() -
     assert not re.search(r"https?://[^\s'\"]*(/api|prefect)", text), "a literal Prefect API URL"
 
 
-def test_deploy_registers_every_deployment_on_the_kubernetes_pool_with_the_built_image() -> None:
-    (run,) = [r for r in runs("deploy") if "prefect --no-prompt deploy" in r]
-    assert "--pool mlops-kubernetes" in run
-    assert '--job-variable "image=$IMAGE"' in run
-    # With --all, prefect 3.9 ignores --pool and --job-variable (it says so and carries on).
-    assert "--all" not in run
-    assert "prefect.yaml" in run and '--name "$name"' in run
+def test_deploy_runs_the_kubernetes_setup_with_the_image_it_built() -> None:
+    (step,) = [s for s in steps("deploy") if "deployments.setup" in s.get("run", "")]
+    (command,) = [line for line in step["run"].splitlines() if "deployments.setup" in line]
+    assert command.startswith("uv run --locked --no-dev python -m deployments.setup ")
+    args = shlex.split(command.split("python -m deployments.setup", 1)[1])
+    assert args == ["--target", "kubernetes", "--image", "$IMAGE@$IMAGE_DIGEST"]
+    # No per-deployment `prefect deploy` left beside it: it would re-create the triggers.
+    assert not [r for r in runs("deploy") if "prefect --no-prompt deploy" in r or "--pool" in r]
     (build,) = [s for s in steps("deploy") if s.get("uses", "").startswith("docker/build-push")]
     assert build["with"]["file"] == "infra/Dockerfile"
     assert build["with"]["push"] is True
     assert "${{ env.IMAGE }}" in build["with"]["tags"]
-    assert "${{ github.sha }}" in workflow()["jobs"]["deploy"]["env"]["IMAGE"]
+    assert step["env"]["IMAGE_DIGEST"] == "${{ steps." + build["id"] + ".outputs.digest }}"
+    image = workflow()["jobs"]["deploy"]["env"]["IMAGE"]
+    assert "${{ github.sha }}" in image
+    # What the command receives once GitHub has filled in the sha and the digest is accepted.
+    built = image.replace("${{ github.sha }}", "0" * 40) + "@sha256:" + "1" * 64
+    assert kubernetes_target(built).image == built
+    assert steps("deploy").index(build) < steps("deploy").index(step)
 
 
 def test_every_action_is_pinned_to_a_version_or_a_commit() -> None:
