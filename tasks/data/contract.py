@@ -10,6 +10,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 ColumnType = Literal["float", "int", "category"]
+Task = Literal["regression", "classification"]
 
 
 class ContractError(ValueError):
@@ -64,7 +65,11 @@ class ContractRules(BaseModel):
 
 
 class DataContract(BaseModel):
-    """A tabular regression data set: feature columns, one numeric target, data-set rules."""
+    """A tabular data set: feature columns, one target, data-set rules.
+
+    A regression target is numeric; a classification target is a category column whose
+    categories are the classes.
+    """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -73,6 +78,7 @@ class DataContract(BaseModel):
     target: ColumnSpec
     columns: tuple[ColumnSpec, ...] = Field(min_length=1)
     rules: ContractRules = ContractRules()
+    task: Task = "regression"  # last, so a regression contract's digest is what it was before
 
     @model_validator(mode="after")
     def _consistent(self) -> DataContract:
@@ -82,9 +88,22 @@ class DataContract(BaseModel):
             raise ValueError(f"columns listed twice: {duplicates}")
         if self.target.name in names:
             raise ValueError(f"target {self.target.name!r} is also listed as a feature")
-        if not self.target.is_numeric:
-            raise ValueError("the target of a regression contract must be numeric")
+        if self.task == "regression" and not self.target.is_numeric:
+            raise ValueError(
+                "the target of a regression contract must be numeric"
+                " (a category target needs task: classification)"
+            )
+        if self.task == "classification" and len(self.target.categories or ()) < 2:
+            raise ValueError(
+                "the target of a classification contract must be a category column"
+                " listing at least two classes"
+            )
         return self
+
+    @property
+    def classes(self) -> tuple[str, ...] | None:
+        """The class labels of a classification target; None for regression."""
+        return self.target.categories if self.task == "classification" else None
 
     @property
     def feature_names(self) -> list[str]:
@@ -101,8 +120,13 @@ class DataContract(BaseModel):
         raise KeyError(name)
 
     def digest(self) -> str:
-        """A stable fingerprint of the contract, recorded in every model manifest."""
-        return hashlib.sha256(self.model_dump_json().encode()).hexdigest()[:16]
+        """A stable fingerprint of the contract, recorded in every model manifest.
+
+        A regression contract leaves `task` out, so its fingerprint is the one recorded before
+        contracts had a task.
+        """
+        exclude = {"task"} if self.task == "regression" else None
+        return hashlib.sha256(self.model_dump_json(exclude=exclude).encode()).hexdigest()[:16]
 
 
 def load_contract(path: str | Path) -> DataContract:
@@ -114,6 +138,8 @@ def load_contract(path: str | Path) -> DataContract:
         raise ContractError(f"data contract not found: {path}") from error
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as error:
         raise ContractError(f"data contract {path} cannot be read: {error}") from error
+    if isinstance(raw, dict) and "contract" in raw:
+        raw = raw["contract"]  # a model configuration file (`mlops init`): its contract section
     if not isinstance(raw, dict):
         raise ContractError(f"data contract {path} must be a mapping, got {type(raw).__name__}")
     try:
