@@ -9,8 +9,10 @@
     mlops rollback [--reason R]  canary out of traffic, or back to the previous champion
     mlops history                every alias move: who, when, from, to, why
     mlops explain [MODEL] [--at TIME]  a canary verdict with its evidence, replayed to check it
+    mlops init --data FILE --target COLUMN [--name N] [--out PATH] [--force]
+                                 infer a model configuration (data contract) from a CSV/Parquet
 
-Commands other than `loop`/`stack up` talk to a running stack: they read its addresses and
+Commands other than `loop`/`stack up`/`init` talk to a running stack: they read its addresses and
 (local, random) credentials from .runtime/stack.json, or from MLOPS_* variables when set.
 """
 
@@ -155,6 +157,35 @@ def serve(_: argparse.Namespace) -> int:
     return serve_main(["--model-name", settings.model_name, "--port", port])
 
 
+def init(arguments: argparse.Namespace) -> int:
+    """Infer a model configuration from a data file, write it for review, say what was decided."""
+    from pathlib import Path
+
+    from tasks.data.inference import InferenceError, default_name, infer_config
+    from tasks.data.loading import DataLoadError, read_table
+    from tasks.data.model_config import config_yaml, write_config
+
+    name = arguments.name or default_name(arguments.data)
+    out = Path(arguments.out or f"{name}.yaml")
+    try:
+        if out.exists() and not arguments.force:
+            raise FileExistsError(out)  # before reading what may be a large file
+        frame = read_table(arguments.data)
+        config, decisions = infer_config(
+            frame, arguments.target, name, f"inferred by mlops init from {arguments.data}"
+        )
+        write_config(out, config_yaml(config, decisions, arguments.data), arguments.force)
+    except FileExistsError:
+        print(f"mlops init: {out} exists; pass --force to replace it", file=sys.stderr)
+        return 2
+    except (DataLoadError, InferenceError, OSError) as error:
+        print(f"mlops init: {error}", file=sys.stderr)
+        return 2
+    print("\n".join([f"inferred from {len(frame)} rows of {arguments.data}:", *decisions]))
+    print(f"wrote {out}: review it, then use it with MLOPS_CONTRACT_PATH={out}")
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(
         prog="mlops", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -173,6 +204,12 @@ def parser() -> argparse.ArgumentParser:
     why = commands.add_parser("explain", help="a canary verdict, its evidence and its replay")
     why.add_argument("model", nargs="?", help="model name (default: MLOPS_MODEL_NAME)")
     why.add_argument("--at", help="ISO time (UTC if no zone): the last verdict at or before it")
+    infer = commands.add_parser("init", help="infer a model configuration from a data file")
+    infer.add_argument("--data", required=True, help="a .csv or .parquet file")
+    infer.add_argument("--target", required=True, help="the column to predict")
+    infer.add_argument("--name", help="model name (default: from the file name)")
+    infer.add_argument("--out", help="the YAML to write (default: NAME.yaml here)")
+    infer.add_argument("--force", action="store_true", help="replace an existing file")
     return root
 
 
@@ -184,6 +221,8 @@ def main(argv: list[str] | None = None) -> int:
         return loop_main(["--keep"] if arguments.keep else [])
     if arguments.command == "stack":
         return (stack_up if arguments.action == "up" else stack_down)(arguments)
+    if arguments.command == "init":
+        return init(arguments)
     _use_running_stack()
     if arguments.command == "rollback":
         os.environ["MLOPS_REASON"] = arguments.reason

@@ -1,4 +1,5 @@
-"""Reading data sets: a CSV from a path or an s3:// URI, with errors that name the problem."""
+"""Reading data sets: a CSV from a path or an s3:// URI (or a local Parquet file), with errors
+that name the problem."""
 
 from __future__ import annotations
 
@@ -76,6 +77,25 @@ def parse_csv(raw: bytes, name: str = "data") -> pd.DataFrame:
 def load_csv(source: str | Path, store: ObjectStore | None = None) -> pd.DataFrame:
     """Load a CSV data set from a path or an s3:// URI."""
     return parse_csv(read_source(source, store), name=str(source))
+
+
+def read_table(path: str | Path) -> pd.DataFrame:
+    """A local .csv file (read as load_csv reads it) or .parquet file; other types are refused."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix == ".csv":
+        return load_csv(path)
+    if suffix != ".parquet":
+        raise DataLoadError(f"{path}: a {suffix or 'suffix-less'} file; expected .csv or .parquet")
+    try:
+        frame = pd.read_parquet(path)
+    except FileNotFoundError as error:
+        raise DataLoadError(f"{path}: file not found") from error
+    except (OSError, ValueError) as error:  # pyarrow's ArrowInvalid is a ValueError
+        raise DataLoadError(f"{path}: not a readable Parquet file: {error}") from error
+    if frame.empty:
+        raise DataLoadError(f"{path}: no data rows")
+    return frame
 
 
 def data_digest(frame: pd.DataFrame) -> str:
