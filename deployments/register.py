@@ -78,7 +78,7 @@ def plan(spec: DeploymentSpec, target: Target) -> PlannedDeployment:
 
 
 def load_flow(entrypoint: str) -> Flow:
-    """The flow at `flows/x.py:name`, imported as the module `flows.x`."""
+    """The flow at `<file>:<name>` of prefect.yaml (a path under flows/), imported as its module."""
     path, _, attribute = entrypoint.partition(":")
     module = importlib.import_module(path.removesuffix(".py").replace("/", "."))
     flow = getattr(module, attribute)
