@@ -407,7 +407,8 @@ def measure_training(contract: DataContract, sizes: list[int], seed: int) -> lis
         generate_s = time.perf_counter() - started
         trained = train_model(frame, contract, seed)
         del frame
-        booster = trained.model.regressor_.named_steps["regressor"]
+        pipeline = getattr(trained.model, "regressor_", trained.model)  # log transform or not
+        booster = pipeline.named_steps["regressor"]
         figures.append(
             TrainingFigures(
                 rows, generate_s, trained.seconds, rows / trained.seconds, booster.n_iter_

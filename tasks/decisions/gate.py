@@ -1,7 +1,9 @@
 """The quality gate: a pure function from evaluations to a verdict with its reasons.
 
-A candidate is blessed only if it meets the absolute bar, is not worse than the serving champion
-on the same holdout by more than the margin (TFX-style), behaves sensibly, and is fair across slices.
+A candidate is blessed only if it beats a naive baseline (the training median for every holdout row)
+by a stated margin, is not worse than the serving champion on the same holdout by more than the
+margin (TFX-style), behaves sensibly and is fair across slices; absolute bars are optional. Nothing
+assumes the target's sign: MAE carries the baseline and slice checks, MAPE exists only when defined.
 """
 
 from __future__ import annotations
@@ -17,8 +19,9 @@ class SliceError(BaseModel):
     column: str
     value: str
     rows: int
-    mape: float
+    mae: float
     rmse: float
+    mape: float | None = None  # only for a target the contract declares strictly positive
 
 
 class BehaviourCheck(BaseModel):
@@ -43,6 +46,7 @@ class Evaluation(BaseModel):
     metrics: dict[str, float]
     slices: list[SliceError]
     behaviour: list[BehaviourCheck]
+    baseline: dict[str, float] | None = None  # the training median's metrics on this holdout
 
 
 class GatePolicy(BaseModel):
@@ -50,14 +54,23 @@ class GatePolicy(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
-    min_r2: float = Field(0.85, ge=-1, le=1, description="lowest holdout R² a candidate may have")
-    max_mape: float = Field(0.25, gt=0, description="highest holdout MAPE (0.25 = 25%)")
-    max_rmse: float | None = Field(None, gt=0, description="highest holdout RMSE, target units")
+    min_improvement_over_baseline: float = Field(
+        0.10,
+        ge=0,
+        lt=1,
+        description="holdout MAE must be at least this share below the naive baseline's MAE (the"
+        " training median predicted for every holdout row)",
+    )
+    min_r2: float | None = Field(None, ge=-1, le=1, description="lowest holdout R²; None = off")
+    max_mape: float | None = Field(
+        None, gt=0, description="highest holdout MAPE (0.25 = 25%; positive targets); None = off"
+    )
+    max_rmse: float | None = Field(None, gt=0, description="highest holdout RMSE; None = off")
     champion_margin: float = Field(
         0.02, ge=0, le=1, description="candidate RMSE may exceed the champion's by this share"
     )
     slice_error_factor: float = Field(
-        2.0, ge=1, description="a slice's MAPE may be at most this many times the overall MAPE"
+        2.0, ge=1, description="a slice's MAE may be at most this many times the overall MAE"
     )
     min_slice_rows: int = Field(30, ge=1, description="slices smaller than this are not judged")
     invariance_tolerance: float = Field(
@@ -104,13 +117,40 @@ def _bound(name: str, observed: float, threshold: float, at_least: bool) -> Gate
 
 
 def _absolute(candidate: Evaluation, policy: GatePolicy) -> list[GateCheck]:
-    checks = [
-        _bound("r2", candidate.metrics["r2"], policy.min_r2, at_least=True),
-        _bound("mape", candidate.metrics["mape"], policy.max_mape, at_least=False),
-    ]
-    if policy.max_rmse is not None:
-        checks.append(_bound("rmse", candidate.metrics["rmse"], policy.max_rmse, at_least=False))
+    """The optional bars a model may set for itself; a bar on an undefined metric fails."""
+    bars = [("r2", policy.min_r2, True), ("mape", policy.max_mape, False),
+            ("rmse", policy.max_rmse, False)]  # fmt: skip
+    checks = []
+    for name, threshold, at_least in bars:
+        if threshold is None:
+            continue
+        if name not in candidate.metrics:
+            reason = f"{name} bar {threshold:.4g} set, but {name} is undefined for this target"
+            checks.append(GateCheck(name=name, passed=False, observed=None, threshold=threshold,
+                                    reason=reason))  # fmt: skip
+            continue
+        checks.append(_bound(name, candidate.metrics[name], threshold, at_least))
     return checks
+
+
+def _against_baseline(candidate: Evaluation, policy: GatePolicy) -> GateCheck:
+    """Holdout MAE at least `min_improvement_over_baseline` below the training median's MAE."""
+    if candidate.baseline is None:
+        return GateCheck(name="mae vs baseline", passed=False, observed=None, threshold=None,
+                         reason="no naive baseline was scored on this holdout")  # fmt: skip
+    mae, base = candidate.metrics["mae"], candidate.baseline["mae"]
+    limit = base * (1 - policy.min_improvement_over_baseline)
+    improvement = (base - mae) / base if base > 0 else -math.inf
+    passed = math.isfinite(mae) and base > 0 and mae <= limit
+    return GateCheck(
+        name="mae vs baseline",
+        passed=passed,
+        observed=mae,
+        threshold=limit,
+        reason=f"mae {mae:.4g} vs baseline (training median) mae {base:.4g}: improvement "
+        f"{improvement:.1%} {'>=' if passed else '<'} the "
+        f"{policy.min_improvement_over_baseline:.0%} required",
+    )
 
 
 def _against_champion(
@@ -122,7 +162,7 @@ def _against_champion(
             passed=True,
             observed=None,
             threshold=None,
-            reason="no champion yet: absolute thresholds only",
+            reason="no champion yet: judged against the baseline",
         )
     if champion.rows != candidate.rows:
         return GateCheck(
@@ -162,15 +202,15 @@ def _behaviour(candidate: Evaluation, policy: GatePolicy) -> list[GateCheck]:
 
 
 def _slices(candidate: Evaluation, policy: GatePolicy) -> list[GateCheck]:
-    overall = candidate.metrics["mape"]
-    limit = overall * policy.slice_error_factor
+    """Slice parity on MAE, which needs no sign of the target."""
+    limit = candidate.metrics["mae"] * policy.slice_error_factor
     checks = []
     for item in candidate.slices:
         if item.rows < policy.min_slice_rows:
             continue
-        checks.append(
-            _bound(f"slice {item.column}={item.value} mape", item.mape, limit, at_least=False)
-        )
+        check = _bound(f"slice {item.column}={item.value} mae", item.mae, limit, at_least=False)
+        reason = f"{check.reason} ({policy.slice_error_factor:g} x overall mae)"
+        checks.append(check.model_copy(update={"reason": reason}))
     return checks
 
 
@@ -183,6 +223,7 @@ def judge_candidate(
     """Bless the candidate or refuse it, with every check and its numbers."""
     checks = [
         *_absolute(candidate, policy),
+        _against_baseline(candidate, policy),
         _against_champion(candidate, champion, champion_version, policy),
         *_behaviour(candidate, policy),
         *_slices(candidate, policy),

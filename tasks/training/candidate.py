@@ -93,7 +93,10 @@ def candidate_spec(
         target=contract.target.name,
         metrics=evaluation.metrics,
         slice_metrics={
-            f"{s.column}={s.value}": {"mape": s.mape, "rows": s.rows} for s in evaluation.slices
+            f"{s.column}={s.value}": s.model_dump(
+                include={"mae", "rmse", "mape", "rows"}, exclude_none=True
+            )
+            for s in evaluation.slices
         },
         data=candidate.data,
         contract={"name": contract.name, "digest": contract.digest()},

@@ -1,4 +1,6 @@
-"""Evaluation on a holdout: error metrics, error per slice, and behavioural checks from the contract."""
+"""Evaluation on a holdout: error metrics, error per slice, a naive baseline's error, and
+behavioural checks from the contract. Nothing assumes the target's sign: MAPE is reported only for a
+target the contract declares strictly positive."""
 
 from __future__ import annotations
 
@@ -11,19 +13,39 @@ from tasks.decisions.gate import BehaviourCheck, Evaluation, SliceError
 BEHAVIOUR_SAMPLE = 300
 
 
-def regression_metrics(truth: np.ndarray, predicted: np.ndarray) -> dict[str, float]:
-    """RMSE, MAE, R² and MAPE; non-finite predictions make every metric infinite."""
+def positive_target(contract: DataContract) -> bool:
+    """Whether the contract declares the target strictly positive (MAPE and prices make sense)."""
+    return contract.target.min is not None and contract.target.min > 0
+
+
+def regression_metrics(
+    truth: np.ndarray, predicted: np.ndarray, with_mape: bool = False
+) -> dict[str, float]:
+    """RMSE, MAE, R² (and MAPE when asked: for a strictly positive target only); non-finite
+    predictions make every metric infinite."""
     truth, predicted = np.asarray(truth, float), np.asarray(predicted, float)
     if not np.isfinite(predicted).all():
-        return {"rmse": np.inf, "mae": np.inf, "r2": -np.inf, "mape": np.inf}
+        worst = {"rmse": np.inf, "mae": np.inf, "r2": -np.inf, "mape": np.inf}
+        return worst if with_mape else {k: v for k, v in worst.items() if k != "mape"}
     error = predicted - truth
     total = float(((truth - truth.mean()) ** 2).sum())
-    return {
+    metrics = {
         "rmse": float(np.sqrt(np.mean(error**2))),
         "mae": float(np.mean(np.abs(error))),
         "r2": 1 - float((error**2).sum()) / total if total > 0 else 0.0,
-        "mape": float(np.mean(np.abs(error) / np.maximum(np.abs(truth), 1e-9))),
     }
+    if with_mape:
+        metrics["mape"] = float(np.mean(np.abs(error) / np.maximum(np.abs(truth), 1e-9)))
+    return metrics
+
+
+def baseline_metrics(
+    train: pd.DataFrame, holdout: pd.DataFrame, contract: DataContract
+) -> dict[str, float]:
+    """The naive baseline every candidate must beat: the training median for every holdout row."""
+    truth = holdout[contract.target.name].to_numpy(float)
+    median = float(np.median(train[contract.target.name].to_numpy(float)))
+    return regression_metrics(truth, np.full(len(truth), median), positive_target(contract))
 
 
 def _slice_labels(spec: ColumnSpec, values: pd.Series) -> pd.Series:
@@ -37,6 +59,7 @@ def slice_errors(
 ) -> list[SliceError]:
     """Error per slice for every contract column marked `slice` or given `slice_bins`."""
     truth = holdout[contract.target.name].to_numpy(float)
+    with_mape = positive_target(contract)
     found = []
     for spec in contract.columns:
         if not (spec.slice or spec.slice_bins):
@@ -44,14 +67,15 @@ def slice_errors(
         labels = _slice_labels(spec, holdout[spec.name])
         for value in sorted(labels.unique()):
             mask = (labels == value).to_numpy()
-            numbers = regression_metrics(truth[mask], predicted[mask])
+            numbers = regression_metrics(truth[mask], predicted[mask], with_mape)
             found.append(
                 SliceError(
                     column=spec.name,
                     value=value,
                     rows=int(mask.sum()),
-                    mape=numbers["mape"],
+                    mae=numbers["mae"],
                     rmse=numbers["rmse"],
+                    mape=numbers.get("mape"),
                 )
             )
     return found
@@ -67,7 +91,7 @@ def _directional(model, sample: pd.DataFrame, spec: ColumnSpec, base: np.ndarray
         if spec.monotonic == "increasing"
         else moved > 1e-6 * np.abs(base)
     )
-    worst = float(np.max(np.abs(moved[wrong]) / base[wrong])) if wrong.any() else 0.0
+    worst = float(np.max(np.abs(moved[wrong] / base[wrong]))) if wrong.any() else 0.0
     return BehaviourCheck(
         kind="directional",
         column=spec.name,
@@ -108,14 +132,17 @@ def _edge_cases(model, contract: DataContract, sample: pd.DataFrame) -> Behaviou
         rows.append(row)
     edges = pd.DataFrame(rows)[contract.feature_names]
     predicted = np.asarray(model.predict(edges), float)
-    bad = ~np.isfinite(predicted) | (predicted <= 0)
+    positive = positive_target(contract)
+    bad = ~np.isfinite(predicted) | (positive & (predicted <= 0))
     return BehaviourCheck(
         kind="edge-cases",
         column=None,
         cases=len(edges),
         failures=int(bad.sum()),
         worst=float(np.nan_to_num(np.max(np.abs(predicted)), posinf=1e300)),
-        detail="all features at their contract minimum / maximum must give a finite positive price",
+        detail="all features at their contract minimum / maximum must give a finite"
+        + (" positive" if positive else "")
+        + " prediction",
     )
 
 
@@ -136,13 +163,21 @@ def behaviour_checks(model, holdout: pd.DataFrame, contract: DataContract, seed:
     return checks
 
 
-def evaluate_model(model, holdout: pd.DataFrame, contract: DataContract, seed: int) -> Evaluation:
-    """Score a model on a holdout: metrics, slices and behaviour."""
+def evaluate_model(
+    model,
+    holdout: pd.DataFrame,
+    contract: DataContract,
+    seed: int,
+    baseline: dict[str, float] | None = None,
+) -> Evaluation:
+    """Score a model on a holdout: metrics, slices and behaviour, with the naive baseline's
+    metrics on the same holdout when given (`baseline_metrics`; the gate needs it for a candidate)."""
     predicted = np.asarray(model.predict(holdout[contract.feature_names]), float)
     truth = holdout[contract.target.name].to_numpy(float)
     return Evaluation(
         rows=len(holdout),
-        metrics=regression_metrics(truth, predicted),
+        metrics=regression_metrics(truth, predicted, positive_target(contract)),
         slices=slice_errors(holdout, predicted, contract),
         behaviour=behaviour_checks(model, holdout, contract, seed),
+        baseline=baseline,
     )

@@ -27,13 +27,17 @@ DEFAULT_PARAMS: dict[str, object] = {
     "learning_rate": 0.08,
     "max_leaf_nodes": 31,
     "l2_regularization": 0.1,
-    "log_target": True,
+    "target_transform": "none",
 }
+
+
+class TargetTransformError(ValueError):
+    """The declared target transform cannot apply to this training data."""
 
 
 @dataclass(frozen=True)
 class TrainedModel:
-    model: TransformedTargetRegressor
+    model: TransformedTargetRegressor | Pipeline
     params: dict[str, object]
     seconds: float
     rows: int
@@ -67,9 +71,22 @@ def build_pipeline(contract: DataContract, seed: int, params: dict[str, object])
         random_state=seed,
     )
     pipeline = Pipeline([("preprocess", preprocess), ("regressor", regressor)])
-    if params.get("log_target", True):
+    if params.get("target_transform") == "log":
         return TransformedTargetRegressor(regressor=pipeline, func=np.log, inverse_func=np.exp)
     return pipeline
+
+
+def check_target_transform(frame: pd.DataFrame, contract: DataContract, transform: str) -> None:
+    """Refuse, before fitting, a transform the training target cannot take (log of y <= 0)."""
+    if transform not in {"none", "log"}:
+        raise TargetTransformError(f"unknown target_transform {transform!r}: use 'none' or 'log'")
+    target = contract.target.name
+    lowest = float(frame[target].min())
+    if transform == "log" and not lowest > 0:
+        raise TargetTransformError(
+            f"target_transform 'log' needs a strictly positive target, but column {target!r} has"
+            f" minimum {lowest:.6g} in the training data; use target_transform 'none'"
+        )
 
 
 def train_model(
@@ -77,6 +94,7 @@ def train_model(
 ) -> TrainedModel:
     """Fit the pipeline on the contract's features and target; same data + seed, same model."""
     params = {**DEFAULT_PARAMS, **(params or {})}
+    check_target_transform(frame, contract, str(params["target_transform"]))
     model = build_pipeline(contract, seed, params)
     started = time.perf_counter()
     model.fit(frame[contract.feature_names], frame[contract.target.name].to_numpy(dtype=float))

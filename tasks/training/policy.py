@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, ConfigDict, Field
 
 
@@ -14,7 +16,11 @@ class TrainingPolicy(BaseModel):
     learning_rate: float = Field(0.08, gt=0, le=1, description="shrinkage per iteration")
     max_leaf_nodes: int = Field(31, ge=2, le=4096, description="leaves per tree")
     l2_regularization: float = Field(0.1, ge=0, description="L2 penalty on leaf values")
-    log_target: bool = Field(True, description="fit log(target), predict exp (targets > 0 only)")
+    target_transform: Literal["none", "log"] = Field(
+        "none",
+        description="none: fit the target as it is; log: fit log(target), predict exp (a target"
+        " that is not strictly positive in the training data is refused before fitting)",
+    )
 
     def params(self) -> dict[str, object]:
         return self.model_dump()

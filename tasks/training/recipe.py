@@ -19,7 +19,7 @@ from tasks.registry.datasets import without_provenance
 from tasks.registry.versions import DataSummary, ModelRegistry
 from tasks.settings import Settings
 from tasks.training.candidate import Candidate, Champion, score_champion
-from tasks.training.evaluation import evaluate_model
+from tasks.training.evaluation import baseline_metrics, evaluate_model
 from tasks.training.model import train_model
 
 LOG = logging.getLogger(__name__)
@@ -53,10 +53,12 @@ def fit(
     contract: DataContract,
     settings: Settings,
 ) -> Candidate:
-    """Train on the first part, evaluate on the holdout, summarise the whole batch."""
+    """Train on the first part, evaluate it and the naive baseline on the holdout, summarise the
+    whole batch."""
     train, holdout = parts
     trained = train_model(train, contract, settings.seed, settings.training.params())
-    evaluation = evaluate_model(trained.model, holdout, contract, settings.seed)
+    baseline = baseline_metrics(train, holdout, contract)
+    evaluation = evaluate_model(trained.model, holdout, contract, settings.seed, baseline)
     source = str(frame.attrs.get("source", ""))
     summary = DataSummary(digest=data_digest(frame), rows=len(frame), source=source)
     return Candidate(trained, evaluation, summary)

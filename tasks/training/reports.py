@@ -37,9 +37,11 @@ def gate_markdown(verdict: GateVerdict, candidate: Evaluation, model_name: str) 
     against = (
         f"champion v{verdict.champion_version}"
         if verdict.champion_version
-        else "no champion (absolute thresholds only)"
+        else "no champion (the naive baseline and the policy's own bars only)"
     )
-    metrics = _table(["metric", "value"], [[k, _number(v)] for k, v in candidate.metrics.items()])
+    rows = [[k, _number(v), _number((candidate.baseline or {}).get(k))]
+            for k, v in candidate.metrics.items()]  # fmt: skip
+    metrics = _table(["metric", "candidate", "baseline (training median)"], rows)
     checks = _table(
         ["check", "result", "observed", "threshold", "reason"],
         [

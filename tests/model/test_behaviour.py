@@ -9,7 +9,7 @@ from tasks.data.contract import DataContract
 from tasks.data.loading import split_holdout
 from tasks.data.synthetic import generate_house_prices
 from tasks.decisions.gate import GatePolicy, judge_candidate
-from tasks.training.evaluation import evaluate_model
+from tasks.training.evaluation import baseline_metrics, evaluate_model
 from tasks.training.model import train_model
 
 
@@ -28,10 +28,12 @@ def checks(evaluation) -> dict[str, object]:
 
 
 def test_default_model_passes_the_gate(trained, split, contract: DataContract) -> None:
-    evaluation = evaluate_model(trained.model, split[1], contract, seed=1)
+    baseline = baseline_metrics(*split, contract)
+    evaluation = evaluate_model(trained.model, split[1], contract, seed=1, baseline=baseline)
     verdict = judge_candidate(evaluation, None, GatePolicy())
     assert verdict.passed, verdict.reasons
     assert evaluation.metrics["r2"] >= 0.9
+    assert evaluation.metrics["mae"] < 0.5 * baseline["mae"]  # far better than the median
     assert {s.column for s in evaluation.slices} == {"age_years", "neighborhood"}
 
 

@@ -66,7 +66,7 @@ def test_policies_are_nested_and_the_flat_names_still_work(monkeypatch: pytest.M
     monkeypatch.setenv("MLOPS_DRIFT_THRESHOLD", "0.2")  # the flat name of earlier releases
     monkeypatch.setenv("MLOPS_CANARY__MIN_REQUESTS", "80")
     settings = get_settings(seed=7)
-    assert settings.gate.max_mape == 0.3 and settings.gate.min_r2 == 0.85
+    assert settings.gate.max_mape == 0.3 and settings.gate.min_r2 is None  # bars are off by default
     assert settings.drift.numeric_threshold == settings.drift.categorical_threshold == 0.2
     assert settings.drift.seed == 7  # the drift sample follows the run's seed
     assert (settings.canary.min_requests, settings.canary.max_window_s) == (80, 600.0)
@@ -88,3 +88,36 @@ def test_a_bad_policy_value_names_its_policy_and_field(monkeypatch: pytest.Monke
     with pytest.raises(ValidationError) as raised:
         get_settings()
     assert [error["loc"] for error in raised.value.errors()] == [("training", "learning_rate")]
+
+
+def test_gate_bars_are_off_by_default_and_settable_per_run(monkeypatch: pytest.MonkeyPatch) -> None:
+    gate = get_settings().gate
+    assert (gate.min_r2, gate.max_mape, gate.max_rmse) == (None, None, None)
+    assert gate.min_improvement_over_baseline == 0.10
+    monkeypatch.setenv("MLOPS_GATE__MIN_R2", "0.6")
+    monkeypatch.setenv("MLOPS_GATE__MIN_IMPROVEMENT_OVER_BASELINE", "0.25")
+    assert (get_settings().gate.min_r2, get_settings().gate.min_improvement_over_baseline) == (
+        0.6,
+        0.25,
+    )
+    assert get_settings(gate={"min_r2": 0.5}).gate.min_r2 == 0.5  # a run's override
+    monkeypatch.setenv("MLOPS_MIN_R2", "0.7")  # the flat name of earlier releases wins
+    assert get_settings().gate.min_r2 == 0.7
+
+
+def test_the_target_transform_is_none_unless_declared(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert get_settings().training.target_transform == "none"
+    monkeypatch.setenv("MLOPS_TRAINING__TARGET_TRANSFORM", "log")
+    assert get_settings().training.params()["target_transform"] == "log"
+    monkeypatch.setenv("MLOPS_TRAINING__TARGET_TRANSFORM", "sqrt")
+    with pytest.raises(ValidationError, match="target_transform"):
+        get_settings()
+
+
+def test_the_retired_log_target_variable_is_refused_not_ignored(monkeypatch) -> None:
+    """MLOPS_TRAINING__LOG_TARGET is gone (target_transform replaces it): setting it stops the run
+    instead of training silently without the transform it asked for."""
+    monkeypatch.setenv("MLOPS_TRAINING__LOG_TARGET", "true")
+    with pytest.raises(ValidationError) as raised:
+        get_settings()
+    assert [error["loc"] for error in raised.value.errors()] == [("training", "log_target")]
