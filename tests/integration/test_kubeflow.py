@@ -169,7 +169,8 @@ def test_local_run_registers_a_signed_version_under_the_published_configuration(
     assert (manifest.data.rows, manifest.data.source) == (800, params["data_uri"])
     assert params["data_uri"].endswith(f"/{manifest.data.digest}.parquet")
     assert manifest.contract == {"name": contract.name, "digest": contract.digest()}
-    assert manifest.metrics["r2"] == pytest.approx(verdict.checks[0].observed)
+    (baseline,) = [check for check in verdict.checks if check.name == "mae vs baseline"]
+    assert manifest.metrics["mae"] == pytest.approx(baseline.observed)
     _, model = registry.load(1)  # signature and sha256 verified
     assert model.predict(generate_house_prices(3, seed=1).drop(columns="price")).min() > 0
     stranger = ModelRegistry(store, model_name, secrets.token_hex(32).encode())
