@@ -33,12 +33,12 @@ from deployments.specs import read_specs
 from deployments.targets import (
     KUBERNETES_POOL,
     LOCAL_POOL,
-    ImageRefused,
     Target,
     kubernetes_target,
     local_target,
 )
 from deployments.triggers import ensure_triggers
+from tasks.images import ImageRefused
 
 __all__ = [
     "CRASH_SILENT_RUNS",

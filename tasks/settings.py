@@ -17,6 +17,7 @@ from tasks.decisions.canary import CanaryPolicy
 from tasks.decisions.drift import DriftPolicy
 from tasks.decisions.gate import GatePolicy
 from tasks.decisions.guard import GuardPolicy
+from tasks.images import checked_image
 from tasks.training.policy import TrainingPolicy, TrainingSetPolicy
 
 DEFAULT_CONTRACT = Path(__file__).parent / "data" / "contracts" / "house_prices.yaml"
@@ -105,10 +106,11 @@ class Settings(BaseSettings):
     canary_poll_s: float = Field(1.0, gt=0, le=60, description="seconds between canary looks")
     kserve_namespace: str = Field("mlops", description="namespace of the InferenceService")
     kserve_service: str = Field("house-price", description="InferenceService name")
-    serving_image: str | None = Field(
+    image: str | None = Field(
         None,
-        description="the project's image the InferenceService's predictor runs, pinned to a tag "
-        "or digest (`python -m deployments.setup --target kubernetes --image` sets it)",
+        description="the project's image, pinned to the tag or digest CI built: flow runs, the "
+        "InferenceService's predictor and the Kubeflow pipeline's pods all run it "
+        "(`python -m deployments.setup --target kubernetes --image` sets it)",
     )
     kube_context: str | None = Field(None, description="kubeconfig context outside a cluster")
 
@@ -118,6 +120,11 @@ class Settings(BaseSettings):
         if not value.replace("-", "").replace(".", "").isalnum() or value != value.lower():
             raise ValueError(f"bucket {value!r} is not a valid S3 bucket name")
         return value
+
+    @field_validator("image")
+    @classmethod
+    def _pinned_image(cls, value: str | None) -> str | None:
+        return value if value is None else checked_image(value)
 
     @field_validator("s3_endpoint", "serving_url")
     @classmethod

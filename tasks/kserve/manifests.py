@@ -19,6 +19,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from tasks.images import checked_image
 from tasks.registry.versions import Manifest
 
 API_VERSION = "serving.kserve.io/v1beta1"
@@ -53,21 +54,7 @@ class Resources(BaseModel):
     memory_limit: str = Field("1Gi", pattern=QUANTITY)
 
 
-IMAGE = r"^[a-z0-9][a-z0-9._/:-]*[a-z0-9](?:@sha256:[0-9a-f]{64})?$"
 PREDICTOR_PORT = 8080
-
-
-def pinned_image(image: str) -> str:
-    """`image` if it names one build: a tag other than `latest`, or a digest."""
-    if "@sha256:" in image:
-        return image
-    name, _, tag = image.rpartition(":")
-    if not name or "/" in tag or tag in {"", "latest"}:
-        raise ManifestError(
-            f"image {image!r} is not pinned: name the tag or digest CI built "
-            "(REPO:TAG or REPO@sha256:...), never :latest or no tag"
-        )
-    return image
 
 
 class ServingSpec(BaseModel):
@@ -79,7 +66,7 @@ class ServingSpec(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
     model_name: str = Field(pattern=r"^[a-z0-9][a-z0-9-]{1,62}$")
-    image: str = Field(pattern=IMAGE, description="the project's image, pinned (tag or digest)")
+    image: str = Field(description="the project's image, pinned (tag or digest)")
     service_account: str = Field("mlops-serving", pattern=DNS_LABEL)
     settings_config_map: str = Field("mlops-serving-settings", pattern=DNS_LABEL)
     s3_secret: str = Field("mlops-s3-serving", pattern=DNS_LABEL)
@@ -90,7 +77,7 @@ class ServingSpec(BaseModel):
     @field_validator("image")
     @classmethod
     def _pinned(cls, image: str) -> str:
-        return pinned_image(image)
+        return checked_image(image)
 
 
 class ServedModel(BaseModel):

@@ -13,41 +13,15 @@ gate, training policy) is not here: the submitting flow publishes it to S3 (run_
 
 from __future__ import annotations
 
-import re
-
 from kfp import dsl, kubernetes
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-IMAGE_VARIABLE = "MLOPS_KFP_IMAGE"
+from tasks.images import IMAGE_VARIABLE, ImageRefused, checked_image
+
 # The Secrets' keys are the variables' names (the flow-run Jobs load the same Secrets whole).
 S3_KEYS = ("MLOPS_S3_ACCESS_KEY", "MLOPS_S3_SECRET_KEY")
 MANIFEST_KEY = "MLOPS_MANIFEST_KEY"
-DIGEST = re.compile(r"@sha256:[0-9a-f]{64}$")
-TAG = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}")  # what a registry accepts as a tag
 K8S_NAME = r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$"
-
-
-class ImageNotPinned(ValueError):
-    """The pipeline's image is untagged or `:latest`: pods would run whatever it is that day."""
-
-
-def require_pinned(image: str) -> str:
-    """`image` if it names a tag other than `latest`, or a sha256 digest; else ImageNotPinned."""
-    last = image.rsplit("/", 1)[-1]
-    if "@" in last:
-        if not DIGEST.search(image):
-            raise ImageNotPinned(f"image {image!r}: the digest is not @sha256:<64 hex digits>")
-        return image
-    tag = last.partition(":")[2]
-    if not tag or tag == "latest":
-        problem = "has no tag" if not tag else "is tagged ':latest'"
-        raise ImageNotPinned(
-            f"image {image!r} {problem}, which names whatever was pushed last, not the code this "
-            f"flow runs; set {IMAGE_VARIABLE} to the tag or digest CI built"
-        )
-    if not TAG.fullmatch(tag):
-        raise ImageNotPinned(f"image {image!r}: {tag!r} is not a valid tag")
-    return image
 
 
 class PipelineConfig(BaseModel):
@@ -76,7 +50,7 @@ class PipelineConfig(BaseModel):
     @field_validator("image")
     @classmethod
     def _pinned(cls, image: str) -> str:
-        return require_pinned(image)
+        return checked_image(image)
 
     @field_validator("config_map_keys")
     @classmethod
@@ -88,13 +62,13 @@ class PipelineConfig(BaseModel):
 
 
 def pipeline_config(image: str | None) -> PipelineConfig:
-    """The pipeline's configuration for `image` (MLOPS_KFP_IMAGE); ImageNotPinned if unusable."""
+    """The pipeline's configuration for `image` (Settings.image); ImageRefused if unusable."""
     if not image:
-        raise ImageNotPinned(
+        raise ImageRefused(
             f"{IMAGE_VARIABLE} is not set: name the image CI built (registry/name:<tag> or "
             "@sha256:<digest>) for the pipeline's pods"
         )
-    return PipelineConfig(image=require_pinned(image))
+    return PipelineConfig(image=checked_image(image))
 
 
 def configure(task: dsl.PipelineTask, config: PipelineConfig) -> dsl.PipelineTask:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from typing import TYPE_CHECKING
 
 from prefect.artifacts import create_markdown_artifact
@@ -43,11 +42,11 @@ def retrain_on_kubeflow(
     wait for it, and return the version it registered."""
     # kfp is imported here, not at the top: a retrain that runs locally never pays for it.
     from tasks.kubeflow.client import RetrainParams, SubmitOptions, submit_retrain_run
-    from tasks.kubeflow.pods import IMAGE_VARIABLE, pipeline_config
+    from tasks.kubeflow.pods import pipeline_config
     from tasks.kubeflow.run_config import RunConfig, publish_run_config
 
     # First: an unpinned image stops the run before anything is written or submitted.
-    pipeline = pipeline_config(os.environ.get(IMAGE_VARIABLE))
+    pipeline = pipeline_config(settings.image)
     options = SubmitOptions(pipeline=pipeline, poll_interval_s=settings.kfp_poll_s)
     config_uri = publish_run_config(registry.store, registry.name, RunConfig.of(settings, contract))
     params = RetrainParams(

@@ -47,18 +47,19 @@ def open_target(settings: Settings) -> ServingTarget:
         return LocalServingTarget(settings.serving_url, settings.model_name)
     import sklearn
 
+    from tasks.images import IMAGE_VARIABLE
     from tasks.kserve.manifests import ManifestError, ServingSpec
     from tasks.kserve.target import KubernetesServingTarget, connect
 
-    if settings.serving_image is None:
+    if settings.image is None:
         raise ManifestError(
-            "MLOPS_SERVING_IMAGE is not set: the InferenceService's predictor runs the project's "
+            f"{IMAGE_VARIABLE} is not set: the InferenceService's predictor runs the project's "
             "image, pinned to the tag or digest CI built (deployments.setup --image sets it)"
         )
     # The predictor runs the image these flows run in: the same locked scikit-learn.
     spec = ServingSpec(
         model_name=settings.model_name,
-        image=settings.serving_image,
+        image=settings.image,
         runtime_sklearn_version=sklearn.__version__,
     )
     api = connect(settings.kube_context)

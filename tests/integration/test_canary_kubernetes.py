@@ -86,7 +86,7 @@ def cluster(
             "MLOPS_KUBE_CONTEXT": "standin",
             "MLOPS_KSERVE_NAMESPACE": NS,
             "MLOPS_KSERVE_SERVICE": model,
-            "MLOPS_SERVING_IMAGE": IMAGE,
+            "MLOPS_IMAGE": IMAGE,
             "MLOPS_CANARY_POLL_S": "0.5",
         }.items():
             monkeypatch.setenv(name, value)

@@ -12,12 +12,13 @@ from collections.abc import Iterator
 
 import pytest
 from prefect import get_client
+from pydantic import ValidationError
 
 from flows.retrain import retrain
 from tasks.data.contract import load_contract
 from tasks.data.synthetic import generate_house_prices
+from tasks.images import ImageRefused
 from tasks.kubeflow.components import register_staged, train_and_judge
-from tasks.kubeflow.pods import ImageNotPinned
 from tasks.kubeflow.retrain import KubeflowRunFailed
 from tasks.kubeflow.run_config import read_run_config
 from tasks.registry.versions import ModelRegistry
@@ -55,7 +56,7 @@ def kfp(flow_env: Settings, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple]:
     with serve(standin) as url:
         monkeypatch.setenv("MLOPS_KFP_HOST", url)
         monkeypatch.setenv("MLOPS_KFP_POLL_S", "0.1")
-        monkeypatch.setenv("MLOPS_KFP_IMAGE", IMAGE)
+        monkeypatch.setenv("MLOPS_IMAGE", IMAGE)
         yield standin, registry
 
 
@@ -97,22 +98,28 @@ def test_without_data_or_labelled_traffic_the_retrain_defers_and_submits_nothing
 
 
 @pytest.mark.parametrize(
-    ("image", "problem"),
+    ("image", "error", "problem"),
     [
-        (None, "MLOPS_KFP_IMAGE is not set"),
-        ("ghcr.io/selfheal-mlops/selfheal-mlops:latest", "is tagged ':latest'"),
+        (None, ImageRefused, "MLOPS_IMAGE is not set"),
+        # Refused by the settings, when the run starts.
+        ("ghcr.io/selfheal-mlops/selfheal-mlops:latest", ValidationError, "is tagged latest"),
     ],
 )
 def test_an_unpinned_image_fails_the_run_before_anything_is_submitted(
-    kfp, flow_env: Settings, monkeypatch: pytest.MonkeyPatch, image: str | None, problem: str
+    kfp,
+    flow_env: Settings,
+    monkeypatch: pytest.MonkeyPatch,
+    image: str | None,
+    error: type[Exception],
+    problem: str,
 ) -> None:
     standin, registry = kfp
     if image is None:
-        monkeypatch.delenv("MLOPS_KFP_IMAGE")
+        monkeypatch.delenv("MLOPS_IMAGE")
     else:
-        monkeypatch.setenv("MLOPS_KFP_IMAGE", image)
+        monkeypatch.setenv("MLOPS_IMAGE", image)
     data = publish_csv(flow_env, "new", generate_house_prices(300, seed=12))
-    with pytest.raises(ImageNotPinned, match=problem):
+    with pytest.raises(error, match=problem):
         retrain(data=data, reason="unpinned")
     assert not standin.calls("POST", f"{API}/runs")
     assert list(registry.store.list_keys(f"staging/{flow_env.model_name}/")) == []

@@ -37,7 +37,7 @@ ROOT = Path(__file__).resolve().parents[2]
 IMAGE = "ghcr.io/example/selfheal:abc123"
 NEXT_IMAGE = "ghcr.io/example/selfheal:def456"
 WORKDIR = {"prefect.deployments.steps.set_working_directory": {"directory": "/opt/prefect"}}
-SERVING_IMAGE = "MLOPS_SERVING_IMAGE"
+IMAGE_ENV = "MLOPS_IMAGE"  # Settings.image: flow runs, predictor and Kubeflow pods
 
 
 def prefect_yaml() -> dict[str, dict[str, Any]]:
@@ -107,8 +107,8 @@ def test_every_deployment_lands_on_the_kubernetes_pool_with_the_image(empty_serv
     for name, spec in wanted.items():
         deployment = deployments[name]
         assert deployment.work_pool_name == KUBERNETES_POOL, name
-        # The flows hand the same build to the InferenceService's predictor (tasks/settings.py).
-        assert deployment.job_variables == {"image": IMAGE, "env": {SERVING_IMAGE: IMAGE}}, name
+        # The flows hand the same build to the predictor and the Kubeflow pods (tasks/settings.py).
+        assert deployment.job_variables == {"image": IMAGE, "env": {IMAGE_ENV: IMAGE}}, name
         assert deployment.pull_steps == [WORKDIR], name
         assert deployment.parameters == spec.get("parameters", {}), name
         assert deployment.entrypoint == spec["entrypoint"], name
@@ -158,7 +158,7 @@ def test_a_new_image_updates_the_pool_and_the_deployments_in_place(empty_server)
     assert after["pool"][2]["variables"]["properties"]["image"]["default"] == NEXT_IMAGE
     assert [d[:2] for d in after["deployments"]] == [d[:2] for d in before["deployments"]]
     assert {d[4] for d in after["deployments"]} == {
-        str({"image": NEXT_IMAGE, "env": {SERVING_IMAGE: NEXT_IMAGE}})
+        str({"image": NEXT_IMAGE, "env": {IMAGE_ENV: NEXT_IMAGE}})
     }
     assert after["automations"] == before["automations"]  # same ids: nothing re-created
 
@@ -176,6 +176,7 @@ def test_an_image_that_names_no_build_is_refused_before_anything_is_written(
     result = run_setup("--target", "kubernetes", "--image", image)
     assert result.returncode == 2
     assert f"image {image!r} {problem}" in result.stderr
+    assert "--image" in result.stderr.splitlines()[-1]  # the message says what sets it
     with get_client(sync_client=True) as client:
         assert client.read_deployments() == []
         assert client.read_automations() == []

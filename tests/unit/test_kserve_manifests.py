@@ -25,7 +25,6 @@ from tasks.kserve.manifests import (
     ServingSpec,
     apply_merge_patch,
     canary_percent_patch,
-    pinned_image,
     predictor_container,
     promote_patch,
     render_canary,
@@ -236,17 +235,27 @@ def test_specs_refuse_bad_names_and_urls() -> None:
 
 
 @pytest.mark.parametrize(
-    "image", ["ghcr.io/example/mlops", "ghcr.io/example/mlops:latest", "localhost:5000/mlops"]
+    ("image", "problem"),
+    [
+        ("ghcr.io/example/mlops", "has no tag nor digest"),
+        ("ghcr.io/example/mlops:latest", "is tagged latest"),
+        ("localhost:5000/mlops", "has no tag nor digest"),
+        ("ghcr.io/Example/mlops:abc1234", "not a repository name"),
+    ],
 )
-def test_an_unpinned_image_is_refused(image: str) -> None:
-    with pytest.raises((ManifestError, ValidationError), match="not pinned"):
+def test_an_unpinned_image_is_refused(image: str, problem: str) -> None:
+    """tasks/images.py's check (tests/unit/test_images.py has every case)."""
+    with pytest.raises(ValidationError, match=problem):
         ServingSpec(model_name="house-price", image=image, runtime_sklearn_version="1.7")
 
 
-def test_a_pinned_image_is_a_tag_or_a_digest() -> None:
-    digest = "ghcr.io/example/mlops@sha256:" + "a" * 64
-    assert pinned_image(digest) == digest
-    assert pinned_image("localhost:5000/mlops:abc1234") == "localhost:5000/mlops:abc1234"
+@pytest.mark.parametrize(
+    "image", ["ghcr.io/example/mlops@sha256:" + "a" * 64, "localhost:5000/mlops:abc1234"]
+)
+def test_a_pinned_image_is_a_tag_or_a_digest(image: str) -> None:
+    spec = ServingSpec(model_name="house-price", image=image, runtime_sklearn_version="1.7")
+    model = ServedModel(version=1, storage_uri=STABLE_URI)
+    assert predictor_container(spec, model)["image"] == image
 
 
 @pytest.mark.parametrize(

@@ -1,5 +1,5 @@
-"""The set-up's pure parts: which image references it accepts, how it reads prefect.yaml, and
-its summary."""
+"""The set-up's pure parts: its targets, how it reads prefect.yaml, and its summary. Which image
+references it accepts is tasks/images.py's check (tests/unit/test_images.py)."""
 
 from __future__ import annotations
 
@@ -12,50 +12,11 @@ from pydantic import ValidationError
 
 from deployments.changes import Change, SetupReport
 from deployments.specs import parse_specs, read_specs
-from deployments.targets import (
-    IMAGE_WORKDIR,
-    KUBERNETES_POOL,
-    ImageRefused,
-    checked_image,
-    kubernetes_target,
-    local_target,
-)
+from deployments.targets import IMAGE_WORKDIR, KUBERNETES_POOL, kubernetes_target, local_target
+from tasks.images import ImageRefused
+from tasks.settings import known_variables
 
 ROOT = Path(__file__).resolve().parents[2]
-DIGEST = "sha256:" + "ab" * 32
-
-
-@pytest.mark.parametrize(
-    "image",
-    [
-        "ghcr.io/example/selfheal:abc123",
-        "selfheal:v1.2.3",
-        "localhost:5000/team/selfheal:0f3c9e1",
-        f"ghcr.io/example/selfheal@{DIGEST}",
-        f"ghcr.io/example/selfheal:latest@{DIGEST}",  # the digest pins it
-    ],
-)
-def test_an_image_naming_one_build_is_accepted(image: str) -> None:
-    assert checked_image(image) == image
-
-
-@pytest.mark.parametrize(
-    ("image", "problem"),
-    [
-        ("ghcr.io/example/selfheal", "has no tag nor digest"),
-        ("localhost:5000/selfheal", "has no tag nor digest"),  # a port is not a tag
-        ("ghcr.io/example/selfheal:latest", "is tagged latest"),
-        ("selfheal:latest", "is tagged latest"),
-        ("ghcr.io/example/selfheal@sha256:abc", "is not a digest"),
-        ("ghcr.io/Example/selfheal:abc", "not a repository name"),
-        ("ghcr.io/example/selfheal:", "is not a valid tag"),
-        ("", "empty"),
-        ("ghcr.io/example/selfheal:abc ", "whitespace"),
-    ],
-)
-def test_an_image_that_names_no_build_is_refused_with_the_reason(image: str, problem: str) -> None:
-    with pytest.raises(ImageRefused, match=problem):
-        checked_image(image)
 
 
 def test_the_kubernetes_target_runs_the_image_from_its_workdir() -> None:
@@ -63,10 +24,11 @@ def test_the_kubernetes_target_runs_the_image_from_its_workdir() -> None:
     assert (target.pool, target.working_directory) == (KUBERNETES_POOL, IMAGE_WORKDIR)
     assert target.job_variables == {
         "image": "ghcr.io/example/selfheal:abc123",
-        "env": {"MLOPS_SERVING_IMAGE": "ghcr.io/example/selfheal:abc123"},  # tasks/settings.py
+        "env": {"MLOPS_IMAGE": "ghcr.io/example/selfheal:abc123"},  # Settings.image
     }
+    assert set(target.job_variables["env"]) <= known_variables()  # each one a setting
     assert local_target().working_directory == str(ROOT) and local_target().image is None
-    with pytest.raises(ImageRefused):
+    with pytest.raises(ImageRefused, match="is tagged latest"):
         kubernetes_target("ghcr.io/example/selfheal:latest")
 
 
