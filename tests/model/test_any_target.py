@@ -61,6 +61,9 @@ def test_a_target_crossing_zero_trains_gets_no_mape_and_passes(zero_data) -> Non
     (baseline,) = [check for check in verdict.checks if check.name == "mae vs baseline"]
     assert baseline.observed < 0.5 * evaluation.baseline["mae"]
     assert "vs baseline (training median) mae" in baseline.reason
+    # At the contract's corners the answer is negative, and rightly so: only finiteness is asked.
+    (edge,) = [check for check in evaluation.behaviour if check.kind == "edge-cases"]
+    assert edge.failures == 0 and edge.detail.endswith("must give a finite prediction")
 
 
 def test_a_log_transform_of_a_target_crossing_zero_is_refused_before_fitting(zero_data) -> None:

@@ -95,6 +95,7 @@ def test_edge_cases_give_finite_positive_prices(trained, split, contract: DataCo
     evaluation = evaluate_model(trained.model, split[1], contract, seed=1)
     edge = checks(evaluation)["edge-cases None"]
     assert edge.cases == 2 and edge.failures == 0
+    assert edge.detail.endswith("finite positive prediction")  # prices are declared positive
 
 
 def test_plain_rows_in_contract_order_predict_like_a_frame(trained, split, contract) -> None:
