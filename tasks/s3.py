@@ -131,7 +131,8 @@ class ObjectStore:
                 f"bucket {self.bucket!r} on {self.endpoint} does not keep versions (versioning "
                 f"is {current.status}) and this identity may not enable it, by design: the "
                 f"operator must enable versioning, once, with the admin keys: "
-                f"`mc version enable <alias>/{self.bucket}` (infra/README.md, step 4)"
+                f"`python -m infra.minio_setup --bucket {self.bucket} …` (infra/README.md, step 4; "
+                f"or `mc version enable <alias>/{self.bucket}`)"
             ) from error
 
     def put_bytes(

@@ -82,7 +82,6 @@ def manifest(version: int, sklearn: str = "1.7.2") -> Manifest:
     )
 
 
-
 def client(url: str) -> CustomObjectsApi:
     return CustomObjectsApi(ApiClient(Configuration(host=url)))
 

@@ -323,7 +323,7 @@ def test_training_identity_cannot_change_bucket_versioning(
     restored = root.client.get_bucket_versioning(spare).status
 
     assert codes == ["AccessDenied", "AccessDenied"] and status == ENABLED
-    assert f"mc version enable <alias>/{spare}" in str(refused.value), refused.value
+    assert f"python -m infra.minio_setup --bucket {spare}" in str(refused.value), refused.value
     assert isinstance(refused.value.__cause__, S3AccessDenied)
     assert (left, restored) == (SUSPENDED, ENABLED)
     reliability(
@@ -332,7 +332,7 @@ def test_training_identity_cannot_change_bucket_versioning(
         done="as training: PUT versioning Suspended, then Enabled; ensure_bucket on the "
         "versioned bucket; ensure_bucket on a bucket whose versioning the admin suspended",
         expected="AccessDenied for both PUTs, versioning still Enabled; ensure_bucket passes "
-        "on the versioned bucket and stops with the operator's `mc version enable` command "
+        "on the versioned bucket and stops with the operator's `python -m infra.minio_setup` command "
         "on the other, which stays Suspended until the admin keys enable it",
         observed=f"{', '.join(codes)}; versioning {status}; other bucket: "
         f"{type(refused.value).__name__}: {refused.value}; left {left}, {restored} after "
