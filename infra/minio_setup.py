@@ -242,7 +242,7 @@ def _endpoint(text: str) -> str:
     return text
 
 
-def _parse(argv: list[str] | None) -> argparse.Namespace:
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m infra.minio_setup",
         description="Set up MinIO for the loop: bucket, versioning, policies, users "
@@ -263,7 +263,7 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parse(argv)
+    args = parse_args(argv)
     try:
         keys = read_keys(os.environ, args.endpoint, args.model)
     except KeysRefused as error:

@@ -8,8 +8,8 @@ import pytest
 
 from infra.minio_setup import (
     KeysRefused,
-    _parse,
     attachment_plan,
+    parse_args,
     parse_endpoint,
     policy_state,
     read_keys,
@@ -87,6 +87,6 @@ def test_a_user_ends_with_exactly_its_policy() -> None:
 
 def test_one_model_per_call() -> None:
     with pytest.raises(SystemExit) as refused:
-        _parse(["--endpoint", "http://h:1", "--model", "a-1", "--model", "b-1"])
+        parse_args(["--endpoint", "http://h:1", "--model", "a-1", "--model", "b-1"])
     assert refused.value.code == 2
-    assert _parse(["--endpoint", "http://h:1", "--model", "house-price"]).bucket == "mlops"
+    assert parse_args(["--endpoint", "http://h:1", "--model", "house-price"]).bucket == "mlops"
