@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from prefect import flow
 
+from tasks.registry.configs import configured
 from tasks.registry.versions import open_registry
 from tasks.release.acts import act_on_verdict
 from tasks.release.evidence import publish_canary_verdict, watch_canary
@@ -23,6 +24,7 @@ def canary_analysis(
     """
     settings = get_settings(model_name=model_name, canary_max_wait_s=max_wait_s)
     registry = open_registry(settings, create_bucket=True)
+    settings, _ = configured(settings, registry)  # the model\'s stored policies
     record = watch_canary(settings, registry)
     publish_canary_verdict(record, settings.model_name)
     if record is not None:

@@ -22,8 +22,7 @@ def ci_checks(data: str | None = None, model_name: str | None = None) -> GateVer
     """
     from tasks.training import stages  # loads the training stack once the run is Running
 
-    settings = get_settings(model_name=model_name)
-    contract = stages.read_contract(settings)
+    settings, contract = stages.model_setup(get_settings(model_name=model_name))
     frame = stages.load_data(data, settings)
     stages.validate_data(frame, contract)
     train, holdout = stages.split_data(frame, contract, settings)

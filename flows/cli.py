@@ -23,6 +23,7 @@ import json
 import os
 import signal
 import sys
+from pathlib import Path
 
 from infra.local_stack import RUNTIME_DIR, local_stack
 
@@ -159,14 +160,15 @@ def serve(_: argparse.Namespace) -> int:
 
 def init(arguments: argparse.Namespace) -> int:
     """Infer a model configuration from a data file, write it for review, say what was decided."""
-    from pathlib import Path
-
     from tasks.data.inference import InferenceError, default_name, infer_config
     from tasks.data.loading import DataLoadError, read_table
     from tasks.data.model_config import config_yaml, write_config
 
     name = arguments.name or default_name(arguments.data)
     out = Path(arguments.out or f"{name}.yaml")
+    if out.exists() and arguments.register and not arguments.force:
+        print(f"{out} exists: registering it as reviewed (not inferred again)")
+        return register_config(name, out)
     try:
         if out.exists() and not arguments.force:
             raise FileExistsError(out)  # before reading what may be a large file
@@ -182,7 +184,29 @@ def init(arguments: argparse.Namespace) -> int:
         print(f"mlops init: {error}", file=sys.stderr)
         return 2
     print("\n".join([f"inferred from {len(frame)} rows of {arguments.data}:", *decisions]))
-    print(f"wrote {out}: review it, then use it with MLOPS_CONTRACT_PATH={out}")
+    if not arguments.register:
+        print(f"wrote {out}: review it, then store it with `mlops init ... --register --force`")
+        return 0
+    return register_config(name, out)
+
+
+def register_config(name: str, path: Path) -> int:
+    """Store the configuration at `path` as model `name`'s, signed, in the registry."""
+    from tasks.data.contract import ContractError
+    from tasks.registry.configs import config_key, publish_config
+    from tasks.registry.versions import open_registry
+    from tasks.settings import get_settings
+
+    _use_running_stack()
+    try:
+        registry = open_registry(get_settings(model_name=name), create_bucket=True)
+        digest = publish_config(registry, path)
+    except (ContractError, OSError, RuntimeError) as error:
+        print(f"mlops init: not registered: {error}", file=sys.stderr)
+        return 2
+    where = f"s3://{registry.store.bucket}/{config_key(registry)}"
+    print(f"wrote {path} and registered it as {name}'s configuration: {where} ({digest[:12]})")
+    print("every flow run, worker and model server of this model now reads it")
     return 0
 
 
@@ -210,6 +234,10 @@ def parser() -> argparse.ArgumentParser:
     infer.add_argument("--name", help="model name (default: from the file name)")
     infer.add_argument("--out", help="the YAML to write (default: NAME.yaml here)")
     infer.add_argument("--force", action="store_true", help="replace an existing file")
+    infer.add_argument(
+        "--register", action="store_true",
+        help="store it in the registry as the model's configuration (the running stack's S3)",
+    )  # fmt: skip
     return root
 
 

@@ -17,7 +17,7 @@ from tasks.drift.stages import (
 from tasks.registry.versions import open_registry
 from tasks.runs import run_name
 from tasks.settings import get_settings
-from tasks.training.stages import read_contract
+from tasks.training.stages import model_setup
 
 
 @flow(name="drift-check", flow_run_name=run_name("drift-check"))
@@ -30,8 +30,8 @@ def drift_check(
     batch to retrain on; the retrain deployment is triggered by it.
     """
     settings = get_settings(model_name=model_name)
-    contract = read_contract(settings)
     registry = open_registry(settings, create_bucket=True)
+    settings, contract = model_setup(settings)  # the model's stored configuration
     champion = champion_manifest(registry)
     reference = load_reference(champion, registry)
     current = load_current(data, registry, contract, window_hours)

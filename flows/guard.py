@@ -5,6 +5,7 @@ from __future__ import annotations
 from prefect import flow
 
 from tasks.decisions.guard import GuardVerdict
+from tasks.registry.configs import configured
 from tasks.registry.versions import open_registry
 from tasks.release.acts import demote_champion
 from tasks.release.guard import watch_champion
@@ -22,6 +23,7 @@ def guard(
     that is no longer champion has nothing to guard."""
     settings = get_settings(model_name=model_name)
     registry = open_registry(settings, create_bucket=True)
+    settings, _ = configured(settings, registry)  # the model\'s stored policies
     policy = settings.guard
     if window_s is not None:
         policy = type(policy).model_validate({**policy.model_dump(), "window_s": window_s})

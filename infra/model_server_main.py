@@ -100,11 +100,11 @@ def serve(args: argparse.Namespace) -> int:
     """Build the served model and the app, serve on 127.0.0.1 until SIGTERM, flush the logs."""
     import uvicorn
 
-    from tasks.data.contract import load_contract
     from tasks.modelserver.app import build_app, build_kserve_app
     from tasks.modelserver.log_writer import ServingLogWriter
     from tasks.modelserver.model import RoutedModel, RoutingRefused
     from tasks.modelserver.plain import PlainModel
+    from tasks.registry.configs import configured
     from tasks.registry.versions import open_registry
     from tasks.s3 import BucketNotFound, connect
     from tasks.settings import get_settings
@@ -145,7 +145,8 @@ def serve(args: argparse.Namespace) -> int:
                 flush_seconds=options.log_flush_seconds,
                 flush_rows=options.log_flush_rows,
             ).start()
-        model = RoutedModel(registry, load_contract(settings.contract_path), options, writer)
+        _, contract = configured(settings, registry)  # the model's stored contract, else the file
+        model = RoutedModel(registry, contract, options, writer)
         _load_or_fall_back(model, options.routing, RoutingRefused)
         app = build_app(model, routing_writable=not pinned)
     config = uvicorn.Config(

@@ -5,7 +5,8 @@
                operator enables it once, with MinIO's root keys
     serving    one identity per model, `mlops-serving-<model>`: list and read that model's alias
                pointers (models/<model>/aliases/) and version folders (models/<model>/v<N>/:
-               manifest.json, manifest.sig, model.joblib), and write its own request logs
+               manifest.json, manifest.sig, model.joblib) and its signed configuration
+               (models/<model>/config.json: the contract), and write its own request logs
                (serving-logs/<model>/date=<day>/); nothing of any other model, no labels, no
                history, leases or indexes, no delete or overwrite under models/
 
@@ -31,10 +32,12 @@ BUCKET_NAME = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")  # S3's rule: no
 # What the serving identity of a model needs, as key prefixes (`{model}` filled in). Reads: the
 # aliases the model server resolves at start (tasks/registry/aliases.py lists and reads them) and
 # each version's folder, listed and downloaded whole by KServe's storage initializer and read
-# file by file by the model server (tasks/registry/versions.py `load`). Writes: the request logs
+# file by file by the model server (tasks/registry/versions.py `load`), and the model's stored
+# configuration, whose contract the server checks requests against (tasks/registry/configs.py).
+# Writes: the request logs
 # (tasks/modelserver/logs.py `log_key`); labels under serving-logs/<model>/labels/ are the
 # truth, attached by the training side, so the server that is judged by them cannot write them.
-SERVING_READS = ("models/{model}/aliases/", "models/{model}/v")
+SERVING_READS = ("models/{model}/aliases/", "models/{model}/v", "models/{model}/config.json")
 SERVING_WRITES = ("serving-logs/{model}/date=",)
 
 

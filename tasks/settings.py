@@ -6,11 +6,20 @@ import difflib
 import logging
 import os
 from collections.abc import Mapping
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlparse
 
-from pydantic import BaseModel, Field, SecretStr, ValidationInfo, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    Field,
+    PrivateAttr,
+    SecretStr,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from tasks.decisions.canary import CanaryPolicy
@@ -114,6 +123,13 @@ class Settings(BaseSettings):
     )
     kube_context: str | None = Field(None, description="kubeconfig context outside a cluster")
 
+    _overrides: dict[str, Any] = PrivateAttr(default_factory=dict)  # what get_settings was given
+
+    def reconfigured(self, config: Mapping[str, Mapping[str, Any]]) -> Settings:
+        """These settings rebuilt with a model's stored policy sections under them: the
+        environment and this run's arguments still win."""
+        return get_settings(config=config, **self._overrides)
+
     @field_validator("bucket")
     @classmethod
     def _bucket_name(cls, value: str) -> str:
@@ -160,8 +176,14 @@ class Settings(BaseSettings):
                     data[policy] = {**_as_dict(data.get(policy)), field: value}
         seed = _valid_seed(data.get("seed", cls.model_fields["seed"].default))
         inherited = {"drift": {"seed": seed}} if seed is not None else {}
-        for policy, defaults in {**inherited, **RUN_DEFAULTS}.items():
-            data[policy] = {**defaults, **_as_dict(data.get(policy))}
+        configured = _MODEL_CONFIG.get() or {}  # the model's stored policies: under env, arguments
+        for policy in {*inherited, *RUN_DEFAULTS, *configured}:
+            data[policy] = {
+                **inherited.get(policy, {}),
+                **RUN_DEFAULTS.get(policy, {}),
+                **configured.get(policy, {}),
+                **_as_dict(data.get(policy)),
+            }
         return data
 
     @classmethod
@@ -221,6 +243,10 @@ LEGACY_NAMES: dict[str, tuple[tuple[str, str], ...]] = {
     "drift_share": (("drift", "drift_share"),),
     "canary_max_wait_s": (("canary", "max_window_s"),),
 }
+# A model's stored policy sections while get_settings builds its settings (see get_settings).
+_MODEL_CONFIG: ContextVar[Mapping[str, Mapping[str, Any]] | None] = ContextVar(
+    "model_config", default=None
+)
 # Where a run's default differs from the policy's own (the flows' analysis window is 10 minutes).
 RUN_DEFAULTS: dict[str, dict[str, Any]] = {"canary": {"max_window_s": 600.0}}
 _POLICIES = {"gate": GatePolicy, "canary": CanaryPolicy, "drift": DriftPolicy,
@@ -244,9 +270,22 @@ def unknown_variables(environ: Mapping[str, str]) -> dict[str, str | None]:
     return {k: next(iter(difflib.get_close_matches(k, known, n=1)), None) for k in unknown}
 
 
-def get_settings(**overrides: Any) -> Settings:
-    """Build the settings now (never at import), with per-run overrides on top of the env."""
+def get_settings(
+    config: Mapping[str, Mapping[str, Any]] | None = None, **overrides: Any
+) -> Settings:
+    """Build the settings now (never at import), with per-run overrides on top of the env.
+
+    `config`: a model's stored policy sections (tasks/registry/configs.py), under both the
+    environment and `overrides`; `Settings.reconfigured` rebuilds a run's settings with them.
+    """
     for variable, closest in unknown_variables(os.environ).items():
         hint = f"; did you mean {closest}?" if closest else ""
         LOG.warning("%s is not a setting and is ignored%s", variable, hint)
-    return Settings(**{key: value for key, value in overrides.items() if value is not None})
+    given = {key: value for key, value in overrides.items() if value is not None}
+    token = _MODEL_CONFIG.set({name: dict(section) for name, section in (config or {}).items()})
+    try:
+        settings = Settings(**given)
+    finally:
+        _MODEL_CONFIG.reset(token)
+    settings._overrides = given
+    return settings
