@@ -25,6 +25,7 @@ import signal
 import sys
 from pathlib import Path
 
+from flows import own_data
 from infra.local_stack import RUNTIME_DIR, local_stack
 
 STACK_FILE = RUNTIME_DIR / "stack.json"
@@ -149,13 +150,12 @@ def explain(arguments: argparse.Namespace) -> int:
     return 0 if same else 2
 
 
-def serve(_: argparse.Namespace) -> int:
-    from infra.model_server_main import main as serve_main
+def serve(arguments: argparse.Namespace) -> int:
     from tasks.settings import get_settings
 
-    settings = get_settings()
-    port = settings.serving_url.rsplit(":", 1)[-1].rstrip("/")
-    return serve_main(["--model-name", settings.model_name, "--port", port])
+    settings = get_settings(model_name=arguments.name)
+    port = arguments.port or int(settings.serving_url.rsplit(":", 1)[-1].rstrip("/"))
+    return own_data.serve_model(settings.model_name, port)
 
 
 def init(arguments: argparse.Namespace) -> int:
@@ -219,7 +219,9 @@ def parser() -> argparse.ArgumentParser:
     loop.add_argument("--keep", action="store_true", help="keep the stack running afterwards")
     stack = commands.add_parser("stack", help="start (up) or stop (down) the local stack")
     stack.add_argument("action", choices=["up", "down"])
-    commands.add_parser("serve", help="run the model server in the foreground")
+    serving = commands.add_parser("serve", help="run a model server in the foreground")
+    serving.add_argument("--name", help="the model (default: MLOPS_MODEL_NAME)")
+    serving.add_argument("--port", type=int, help="on 127.0.0.1 (default: MLOPS_SERVING_URL's)")
     commands.add_parser("status", help="champion, canary, split, last drift report")
     commands.add_parser("promote", help="make the live canary the champion now")
     rollback = commands.add_parser("rollback", help="canary out, or back to the previous champion")
@@ -238,6 +240,7 @@ def parser() -> argparse.ArgumentParser:
         "--register", action="store_true",
         help="store it in the registry as the model's configuration (the running stack's S3)",
     )  # fmt: skip
+    own_data.add_commands(commands)
     return root
 
 
@@ -256,7 +259,8 @@ def main(argv: list[str] | None = None) -> int:
         os.environ["MLOPS_REASON"] = arguments.reason
     if arguments.command in {"promote", "rollback"}:
         return act(arguments.command)
-    commands = {"serve": serve, "status": status, "history": history, "explain": explain}
+    commands = {"serve": serve, "status": status, "history": history, "explain": explain,
+                "check": own_data.check, "train": own_data.train, "drift": own_data.drift}  # fmt: skip
     return commands[arguments.command](arguments)
 
 
