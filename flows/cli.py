@@ -3,16 +3,20 @@
     mlops loop [--keep]          play the whole self-healing loop on a fresh local stack
     mlops stack up               start the local stack and keep it running (Ctrl-C stops it)
     mlops stack down             stop a stack started by `mlops stack up` in another terminal
-    mlops serve                  run the model server in the foreground (settings from MLOPS_*)
+    mlops serve [--name N] [--port P]  a model server in the foreground (default: MLOPS_*)
     mlops status                 champion, canary, traffic split, last drift verdict
     mlops promote                make the live canary the champion now
     mlops rollback [--reason R]  canary out of traffic, or back to the previous champion
     mlops history                every alias move: who, when, from, to, why
     mlops explain [MODEL] [--at TIME]  a canary verdict with its evidence, replayed to check it
-    mlops init --data FILE --target COLUMN [--name N] [--out PATH] [--force]
-                                 infer a model configuration (data contract) from a CSV/Parquet
+    mlops init --data FILE --target COLUMN [--name N] [--out PATH] [--force] [--register]
+                                 infer a model configuration (data contract) from a CSV/Parquet,
+                                 and store it in the registry (--register)
+    mlops check --name N --data FILE   validate a batch and gate a candidate on it
+    mlops train --name N --data FILE   check, train, gate, register, deploy (canary if a champion)
+    mlops drift --name N [--data FILE] the serving logs (or a batch) against the training data
 
-Commands other than `loop`/`stack up`/`init` talk to a running stack: they read its addresses and
+Commands other than `loop`/`stack up`/`init` (without --register) talk to a running stack: they read its addresses and
 (local, random) credentials from .runtime/stack.json, or from MLOPS_* variables when set.
 """
 
