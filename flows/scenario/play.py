@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 from prefect.deployments import run_deployment
 
+from flows.scenario.own_data import USER_MODEL, publish_user_model
 from flows.scenario.world import ScenarioFailed, World
 from infra.traffic import Traffic
 
@@ -137,3 +138,14 @@ def _play_drift_and_bad_model(scenario: Scenario, users: Traffic) -> None:
 
     scenario.step("labels are late: a model only the truth can judge", guarded)
     scenario.step("registry, server and history agree", w.check_agreement)
+
+    def second_model() -> str:
+        uri, decisions = publish_user_model()
+        run = _run("ci-checks/ci-checks", {"data": uri, "model_name": USER_MODEL})
+        return (
+            f"{USER_MODEL}: {len(decisions) - 2} columns and the task inferred from the CSV, the"
+            f" configuration stored signed in the registry → {run}: contract and gate (vs the"
+            " naive baseline) passed"
+        )
+
+    scenario.step("a second model from a user's CSV", second_model)

@@ -14,12 +14,15 @@ import pytest
 from prefect import get_client
 from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterName
 
+from flows.scenario.own_data import USER_MODEL
 from flows.scenario.play import Scenario, play
 from flows.scenario.world import World
 from infra.local_stack import local_stack
 from tasks.modelserver.logs import read_serving_logs
+from tasks.registry.configs import read_config
 from tasks.registry.datasets import read_snapshot
-from tasks.settings import Settings
+from tasks.registry.versions import open_registry
+from tasks.settings import Settings, get_settings
 from tests.support.stack import remove_deployments_and_automations
 
 pytestmark = pytest.mark.integration
@@ -53,7 +56,7 @@ def test_drift_retrain_canary_promotion_bad_model_rollback_and_guard(
         registry = world.registry
         routing = world.served()
 
-    assert [step.ok for step in scenario.steps] == [True] * 7
+    assert [step.ok for step in scenario.steps] == [True] * 8
     # A burst of five drift events started exactly one retrain, and no other run at all.
     drift_runs = [
         r
@@ -88,3 +91,7 @@ def test_drift_retrain_canary_promotion_bad_model_rollback_and_guard(
     guards = runs_of("guard", flow_env.model_name)
     assert {r.parameters["version"] for r in guards} == {2, 4}
     assert all(r.created_by.type == "AUTOMATION" for r in guards)
+    # A second model from a user's CSV: its inferred configuration stored, its checks passed.
+    assert [r.state.name for r in runs_of("ci-checks", USER_MODEL)] == ["Completed"]
+    stored = read_config(open_registry(get_settings(model_name=USER_MODEL)))
+    assert stored.contract.target.name == "target" and len(stored.contract.columns) == 10
