@@ -21,45 +21,27 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import TypeVar
 
 if __package__ in (None, ""):  # run as a file: make `tasks` importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 ROOT = Path(__file__).resolve().parents[1]
-T = TypeVar("T")
-
-
-def _memory() -> dict[str, float]:
-    with open("/proc/self/status", encoding="ascii") as status:
-        fields = dict(line.split(":", 1) for line in status if line.startswith(("VmRSS", "VmHWM")))
-    return {key: int(value.split()[0]) / 1024 for key, value in fields.items()}
-
-
-def _step(action: Callable[[], T]) -> tuple[T, dict[str, float]]:
-    with open("/proc/self/clear_refs", "w", encoding="ascii") as refs:
-        refs.write("5")  # reset VmHWM to the current RSS
-    before = _memory()["VmRSS"]
-    start = time.perf_counter()
-    result = action()
-    seconds = time.perf_counter() - start
-    return result, {"seconds": seconds, "start_mib": before, "peak_mib": _memory()["VmHWM"]}
 
 
 def measure(path: Path) -> dict[str, dict[str, float]]:
     """In this (fresh) process: each step of `mlops init` on the file, timed and measured."""
     import pandera.pandas as pa
 
+    from bench.memory import measured_step
     from tasks.data.inference import infer_config
     from tasks.data.loading import read_table
     from tasks.data.model_config import config_yaml
 
-    frame, read = _step(lambda: read_table(path))
-    (config, decisions), infer = _step(lambda: infer_config(frame, "price", "house-prices"))
-    _, render = _step(lambda: config_yaml(config, decisions, str(path)))
-    _, pandera = _step(lambda: pa.infer_schema(frame))
+    frame, read = measured_step(lambda: read_table(path))
+    (config, decisions), infer = measured_step(lambda: infer_config(frame, "price", "house-prices"))
+    _, render = measured_step(lambda: config_yaml(config, decisions, str(path)))
+    _, pandera = measured_step(lambda: pa.infer_schema(frame))
     return {"read_csv": read, "infer_config": infer, "config_yaml": render, "pandera": pandera}
 
 
