@@ -147,6 +147,11 @@ class RoutedModel(Model):
 
     def _load_version(self, version: int) -> LoadedVersion:
         manifest, model = self.registry.load(version)  # raises IntegrityError on a sha256 mismatch
+        if manifest.task != "regression":  # its predict answers labels, which nothing here reads
+            raise ValueError(
+                f"v{version} is a {manifest.task} model (classes {manifest.classes}):"
+                " classification serving is not supported yet"
+            )
         if self._features is not None and manifest.features != self._features:
             raise ValueError(
                 f"features {manifest.features} differ from the served {self._features}; "

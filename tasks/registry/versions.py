@@ -92,6 +92,19 @@ class ModelSpec(BaseModel):
     parent: int | None = None
     reason: str = ""
 
+    # A classifier records its task and classes in `params` (older manifests and every regressor
+    # say nothing there, so a regression manifest is what it always was).
+    @property
+    def task(self) -> str:
+        """The model's task: "classification" when its params say so, else "regression"."""
+        return str(self.params.get("task", "regression"))
+
+    @property
+    def classes(self) -> list[str] | None:
+        """A classifier's class labels in `predict_proba` column order; None for a regressor."""
+        classes = self.params.get("classes")
+        return [str(label) for label in classes] if isinstance(classes, list) else None
+
 
 class Manifest(ModelSpec):
     """Everything needed to trust, reproduce and serve one model version: the caller's spec

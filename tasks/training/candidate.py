@@ -76,7 +76,19 @@ def score_champion(
         return None
     if manifest.features != contract.feature_names:
         logger.warning("champion v%s was trained on other features", version)
+    if manifest.task != contract.task:  # a new task is a new model: nothing to compare with
+        logger.warning("champion v%s is a %s model, the contract %s: not compared",
+                       version, manifest.task, contract.task)  # fmt: skip
+        return None
     return Champion(manifest, evaluate_model(model, holdout, contract, seed))
+
+
+def task_params(trained: TrainedModel, contract: DataContract) -> dict[str, object]:
+    """A classifier's task and classes (in `predict_proba` order) for its manifest; nothing for
+    a regressor, whose manifest stays as it was."""
+    if contract.task != "classification":
+        return {}
+    return {"task": "classification", "classes": [str(c) for c in trained.model.classes_]}
 
 
 def candidate_spec(
@@ -94,14 +106,19 @@ def candidate_spec(
         metrics=evaluation.metrics,
         slice_metrics={
             f"{s.column}={s.value}": s.model_dump(
-                include={"mae", "rmse", "mape", "rows"}, exclude_none=True
+                include={"mae", "rmse", "mape", "accuracy", "log_loss", "rows"}, exclude_none=True
             )
             for s in evaluation.slices
         },
         data=candidate.data,
         contract={"name": contract.name, "digest": contract.digest()},
         git_revision=git_revision(settings),
-        params={**trained.params, "seed": settings.seed, "train_rows": trained.rows},
+        params={
+            **trained.params,
+            "seed": settings.seed,
+            "train_rows": trained.rows,
+            **task_params(trained, contract),
+        },
         library_versions=library_versions(),
         parent=verdict.champion_version,
         reason=reason,

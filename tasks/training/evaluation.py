@@ -1,6 +1,7 @@
 """Evaluation on a holdout: error metrics, error per slice, a naive baseline's error, and
 behavioural checks from the contract. Nothing assumes the target's sign: MAPE is reported only for a
-target the contract declares strictly positive."""
+target the contract declares strictly positive. A classification contract is evaluated by
+tasks/training/classification.py (accuracy, log loss, ROC AUC; the training class prior)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import pandas as pd
 
 from tasks.data.contract import ColumnSpec, DataContract
 from tasks.decisions.gate import BehaviourCheck, Evaluation, SliceError
+from tasks.training.classification import evaluate_classifier, prior_baseline
 
 BEHAVIOUR_SAMPLE = 300
 
@@ -42,7 +44,10 @@ def regression_metrics(
 def baseline_metrics(
     train: pd.DataFrame, holdout: pd.DataFrame, contract: DataContract
 ) -> dict[str, float]:
-    """The naive baseline every candidate must beat: the training median for every holdout row."""
+    """The naive baseline every candidate must beat: the training median for every holdout row
+    (for a classifier, the training class prior)."""
+    if contract.task == "classification":
+        return prior_baseline(train, holdout, contract)
     truth = holdout[contract.target.name].to_numpy(float)
     median = float(np.median(train[contract.target.name].to_numpy(float)))
     return regression_metrics(truth, np.full(len(truth), median), positive_target(contract))
@@ -172,6 +177,8 @@ def evaluate_model(
 ) -> Evaluation:
     """Score a model on a holdout: metrics, slices and behaviour, with the naive baseline's
     metrics on the same holdout when given (`baseline_metrics`; the gate needs it for a candidate)."""
+    if contract.task == "classification":
+        return evaluate_classifier(model, holdout, contract, seed, baseline)
     predicted = np.asarray(model.predict(holdout[contract.feature_names]), float)
     truth = holdout[contract.target.name].to_numpy(float)
     return Evaluation(

@@ -21,6 +21,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder
 
 from tasks.data.contract import DataContract
+from tasks.training.classifier import build_classifier, class_labels
 
 DEFAULT_PARAMS: dict[str, object] = {
     "max_iter": 300,
@@ -43,8 +44,9 @@ class TrainedModel:
     rows: int
 
 
-def build_pipeline(contract: DataContract, seed: int, params: dict[str, object]) -> object:
-    """Preprocessing + gradient boosting, with the contract's monotonic constraints enforced."""
+def preprocessing(contract: DataContract) -> tuple[ColumnTransformer, list[int], list[int]]:
+    """Median-imputed numeric columns and one-hot categories, by position in contract order; the
+    positions of the numeric and the categorical columns."""
     numeric = [i for i, column in enumerate(contract.columns) if column.is_numeric]
     categorical = [i for i, column in enumerate(contract.columns) if not column.is_numeric]
     encoder = OneHotEncoder(
@@ -59,6 +61,12 @@ def build_pipeline(contract: DataContract, seed: int, params: dict[str, object])
         ],
         remainder="drop",
     )
+    return preprocess, numeric, categorical
+
+
+def build_pipeline(contract: DataContract, seed: int, params: dict[str, object]) -> object:
+    """Preprocessing + gradient boosting, with the contract's monotonic constraints enforced."""
+    preprocess, numeric, categorical = preprocessing(contract)
     direction = {"increasing": 1, "decreasing": -1, None: 0}
     one_hot_width = sum(len(contract.columns[i].categories or ()) for i in categorical)
     monotonic = [direction[contract.columns[i].monotonic] for i in numeric] + [0] * one_hot_width
@@ -94,10 +102,30 @@ def train_model(
 ) -> TrainedModel:
     """Fit the pipeline on the contract's features and target; same data + seed, same model."""
     params = {**DEFAULT_PARAMS, **(params or {})}
+    if contract.task == "classification":
+        return _train_classifier(frame, contract, seed, params)
     check_target_transform(frame, contract, str(params["target_transform"]))
     model = build_pipeline(contract, seed, params)
     started = time.perf_counter()
     model.fit(frame[contract.feature_names], frame[contract.target.name].to_numpy(dtype=float))
+    return TrainedModel(model, params, time.perf_counter() - started, len(frame))
+
+
+def _train_classifier(
+    frame: pd.DataFrame, contract: DataContract, seed: int, params: dict[str, object]
+) -> TrainedModel:
+    """The classifier (tasks/training/classifier.py) on text labels; a target transform is a
+    regression setting and is refused here rather than silently ignored."""
+    if params["target_transform"] != "none":
+        raise TargetTransformError(
+            f"target_transform {params['target_transform']!r} applies to regression only; the"
+            f" target {contract.target.name!r} is a class: use target_transform 'none'"
+        )
+    labels = class_labels(frame, contract)
+    model, calibration = build_classifier(preprocessing(contract)[0], labels, seed, params)
+    started = time.perf_counter()
+    model.fit(frame[contract.feature_names], labels)
+    params = {**params, "calibration": calibration}
     return TrainedModel(model, params, time.perf_counter() - started, len(frame))
 
 

@@ -41,7 +41,8 @@ def gate_markdown(verdict: GateVerdict, candidate: Evaluation, model_name: str) 
     )
     rows = [[k, _number(v), _number((candidate.baseline or {}).get(k))]
             for k, v in candidate.metrics.items()]  # fmt: skip
-    metrics = _table(["metric", "candidate", "baseline (training median)"], rows)
+    baseline = "training class prior" if candidate.task == "classification" else "training median"
+    metrics = _table(["metric", "candidate", f"baseline ({baseline})"], rows)
     checks = _table(
         ["check", "result", "observed", "threshold", "reason"],
         [
