@@ -121,3 +121,40 @@ def test_the_readme_path_from_a_csv_to_a_served_model(
             server.terminate()
             server.wait(30)
         assert not serving_record("energy").exists() or server is None or server.returncode
+
+
+def test_a_public_data_set_from_init_to_drift_on_the_stack(
+    flow_env: Settings, tmp_path: Path, monkeypatch, capsys
+) -> None:
+    """scikit-learn's diabetes data (real measurements) through init → check → train (retrain,
+    deploy) → serve → drift, with the `mlops` commands, beside any other model on the stack."""
+    from sklearn.datasets import load_diabetes
+
+    monkeypatch.chdir(tmp_path)
+    frame = load_diabetes(as_frame=True).frame
+    frame.to_csv("diabetes.csv", index=False)
+    name = f"diabetes-{flow_env.model_name}"  # the session's S3 is shared: a name of its own
+    assert cli_main(["init", "--data", "diabetes.csv", "--target", "target", "--name", name,
+                     "--register"]) == 0  # fmt: skip
+    port = free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "flows.cli", "serve", "--name", name, "--port", str(port)],
+        cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        wait_live(f"http://127.0.0.1:{port}", server)
+        assert cli_main(["check", "--name", name, "--data", "diabetes.csv"]) == 0
+        assert cli_main(["train", "--name", name, "--data", "diabetes.csv"]) == 0
+        out = capsys.readouterr().out
+        assert "passed=True" in out.replace(" ", "") and "registered v1" in out
+        rows = frame.drop(columns="target").head(50).to_dict("records")
+        answer = httpx.post(f"http://127.0.0.1:{port}/v1/models/{name}:predict",
+                            json={"instances": rows})  # fmt: skip
+        assert answer.status_code == 200 and answer.headers["x-model-version"] == "1"
+        predictions = answer.json()["predictions"]
+        assert min(predictions) >= 25 and max(predictions) <= 346  # the target's observed range
+        assert cli_main(["drift", "--name", name, "--data", "diabetes.csv"]) == 0
+        assert "drifted=False" in capsys.readouterr().out.replace(" ", "")
+    finally:
+        server.terminate()
+        server.wait(30)
