@@ -181,10 +181,13 @@ class KubernetesServingTarget:
 
 def connect(context: str | None = None) -> CustomObjectsApi:
     """A CustomObjectsApi from the in-cluster service account, else the kubeconfig."""
+    import os
+
     from kubernetes import config
 
     try:
         config.load_incluster_config()
     except config.ConfigException:
-        config.load_kube_config(context=context)
+        # KUBECONFIG read now: the client reads it once, when its module is first imported.
+        config.load_kube_config(config_file=os.environ.get("KUBECONFIG"), context=context)
     return CustomObjectsApi()

@@ -201,3 +201,30 @@ def test_allow_unsigned_is_explicit_and_warns_on_every_load(
         registry.load(manifest.version)
     unsigned = [r for r in caplog.records if "WITHOUT signature verification" in r.getMessage()]
     assert len(unsigned) == 2
+
+
+@pytest.mark.parametrize(
+    ("edit", "names"),
+    [
+        (lambda raw: raw[:-40], "manifest is not valid"),
+        (lambda raw: raw.replace(b'"version": 1', b'"version": 7'), "describes"),
+        (
+            lambda raw: raw.replace(b'"sha256": "', b'"sha256": "00'),
+            "does not match the manifest's",
+        ),
+    ],
+    ids=["invalid JSON", "another version", "another sha256"],
+)
+def test_without_signatures_the_manifest_checks_behind_them_still_refuse(
+    edit, names, s3_server, model_name: str
+) -> None:
+    """Signed, any edit fails the signature first (test_tampering); with MLOPS_ALLOW_UNSIGNED
+    the manifest's own checks are what is left, and they refuse too."""
+    store = connect(settings_for(s3_server))
+    store.ensure_bucket()
+    unsigned = ModelRegistry(store, model_name, allow_unsigned=True)
+    unsigned.register(_model(1.0), SPEC)
+    key = f"models/{model_name}/v1/manifest.json"
+    store.put_bytes(key, edit(store.get_bytes(key)))
+    with pytest.raises(IntegrityError, match=names):
+        unsigned.load(1)
