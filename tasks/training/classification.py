@@ -16,8 +16,8 @@ from sklearn.metrics import roc_auc_score
 
 from tasks.data.contract import DataContract
 from tasks.decisions.gate import BehaviourCheck, Evaluation, SliceError
+from tasks.training.probes import behaviour_sample, edge_rows, shifted_category, slice_labels
 
-BEHAVIOUR_SAMPLE = 300
 EPSILON = 1e-15  # log loss clips probabilities here, as scikit-learn does
 
 
@@ -78,12 +78,7 @@ def class_slices(
     for spec in contract.columns:
         if not (spec.slice or spec.slice_bins):
             continue
-        values = holdout[spec.name]
-        labels = (
-            pd.cut(values, bins=list(spec.slice_bins), include_lowest=True).astype(str)
-            if spec.slice_bins
-            else values.astype(str)
-        )
+        labels = slice_labels(spec, holdout[spec.name])
         for value in sorted(labels.unique()):
             mask = (labels == value).to_numpy()
             numbers = classification_metrics(truth[mask], proba[mask], classes)
@@ -94,20 +89,14 @@ def class_slices(
 
 
 def _edge_cases(model, contract: DataContract, sample: pd.DataFrame) -> BehaviourCheck:
-    rows = []
-    for bound in ("min", "max"):
-        row = sample.iloc[0].copy()
-        for spec in contract.columns:
-            value = getattr(spec, bound) if spec.is_numeric else (spec.categories or ("",))[-1]
-            row[spec.name] = value if value is not None else row[spec.name]
-        rows.append(row)
-    proba = probabilities(model, pd.DataFrame(rows)[contract.feature_names], contract.classes)
+    edges = edge_rows(contract, sample)
+    proba = probabilities(model, edges, contract.classes)
     bad = ~np.isfinite(proba).all(axis=1) | (np.abs(proba.sum(axis=1) - 1) > 1e-6)
     bad |= ((proba < 0) | (proba > 1)).any(axis=1)
     return BehaviourCheck(
         kind="edge-cases",
         column=None,
-        cases=len(rows),
+        cases=len(edges),
         failures=int(bad.sum()),
         worst=float(np.nan_to_num(np.max(np.abs(proba.sum(axis=1) - 1)), nan=1e300)),
         detail="all features at their contract minimum / maximum must give finite class"
@@ -116,13 +105,7 @@ def _edge_cases(model, contract: DataContract, sample: pd.DataFrame) -> Behaviou
 
 
 def _invariance(model, sample: pd.DataFrame, spec, base: np.ndarray, classes) -> BehaviourCheck:
-    categories = list(spec.categories or ())
-    shifted = sample.copy()
-    shifted[spec.name] = [
-        categories[(categories.index(v) + 1) % len(categories)] if v in categories
-        else categories[0]
-        for v in sample[spec.name]
-    ]  # fmt: skip
+    shifted = shifted_category(sample, spec)
     moved = np.abs(probabilities(model, shifted, classes) - base).max(axis=1)
     return BehaviourCheck(
         kind="invariance",
@@ -145,11 +128,7 @@ def evaluate_classifier(
     """A classifier's numbers on a holdout, with the baseline's when given (`prior_baseline`)."""
     classes = contract.classes or ()
     proba = probabilities(model, holdout[contract.feature_names], classes)
-    sample = (
-        holdout[contract.feature_names]
-        .sample(n=min(BEHAVIOUR_SAMPLE, len(holdout)), random_state=seed)
-        .reset_index(drop=True)
-    )
+    sample = behaviour_sample(holdout, contract, seed)
     base = probabilities(model, sample, classes)
     behaviour = [_edge_cases(model, contract, sample)] + [
         _invariance(model, sample, spec, base, classes)

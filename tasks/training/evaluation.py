@@ -11,8 +11,7 @@ import pandas as pd
 from tasks.data.contract import ColumnSpec, DataContract
 from tasks.decisions.gate import BehaviourCheck, Evaluation, SliceError
 from tasks.training.classification import evaluate_classifier, prior_baseline
-
-BEHAVIOUR_SAMPLE = 300
+from tasks.training.probes import behaviour_sample, edge_rows, shifted_category, slice_labels
 
 
 def positive_target(contract: DataContract) -> bool:
@@ -53,12 +52,6 @@ def baseline_metrics(
     return regression_metrics(truth, np.full(len(truth), median), positive_target(contract))
 
 
-def _slice_labels(spec: ColumnSpec, values: pd.Series) -> pd.Series:
-    if spec.slice_bins:
-        return pd.cut(values, bins=list(spec.slice_bins), include_lowest=True).astype(str)
-    return values.astype(str)
-
-
 def slice_errors(
     holdout: pd.DataFrame, predicted: np.ndarray, contract: DataContract
 ) -> list[SliceError]:
@@ -69,7 +62,7 @@ def slice_errors(
     for spec in contract.columns:
         if not (spec.slice or spec.slice_bins):
             continue
-        labels = _slice_labels(spec, holdout[spec.name])
+        labels = slice_labels(spec, holdout[spec.name])
         for value in sorted(labels.unique()):
             mask = (labels == value).to_numpy()
             numbers = regression_metrics(truth[mask], predicted[mask], with_mape)
@@ -108,15 +101,7 @@ def _directional(model, sample: pd.DataFrame, spec: ColumnSpec, base: np.ndarray
 
 
 def _invariance(model, sample: pd.DataFrame, spec: ColumnSpec, base: np.ndarray) -> BehaviourCheck:
-    categories = list(spec.categories or ())
-    shifted = sample.copy()
-    shifted[spec.name] = [
-        categories[(categories.index(v) + 1) % len(categories)]
-        if v in categories
-        else categories[0]
-        for v in sample[spec.name]
-    ]
-    change = np.abs(model.predict(shifted) - base) / np.abs(base)
+    change = np.abs(model.predict(shifted_category(sample, spec)) - base) / np.abs(base)
     return BehaviourCheck(
         kind="invariance",
         column=spec.name,
@@ -128,14 +113,7 @@ def _invariance(model, sample: pd.DataFrame, spec: ColumnSpec, base: np.ndarray)
 
 
 def _edge_cases(model, contract: DataContract, sample: pd.DataFrame) -> BehaviourCheck:
-    rows = []
-    for bound in ("min", "max"):
-        row = sample.iloc[0].copy()
-        for spec in contract.columns:
-            value = getattr(spec, bound) if spec.is_numeric else (spec.categories or ("",))[-1]
-            row[spec.name] = value if value is not None else row[spec.name]
-        rows.append(row)
-    edges = pd.DataFrame(rows)[contract.feature_names]
+    edges = edge_rows(contract, sample)
     predicted = np.asarray(model.predict(edges), float)
     positive = positive_target(contract)
     bad = ~np.isfinite(predicted) | (positive & (predicted <= 0))
@@ -153,11 +131,7 @@ def _edge_cases(model, contract: DataContract, sample: pd.DataFrame) -> Behaviou
 
 def behaviour_checks(model, holdout: pd.DataFrame, contract: DataContract, seed: int) -> list:
     """Directional checks for monotonic columns, invariance for invariant ones, edge cases."""
-    sample = (
-        holdout[contract.feature_names]
-        .sample(n=min(BEHAVIOUR_SAMPLE, len(holdout)), random_state=seed)
-        .reset_index(drop=True)
-    )
+    sample = behaviour_sample(holdout, contract, seed)
     base = np.asarray(model.predict(sample), float)
     checks = [_edge_cases(model, contract, sample)]
     for spec in contract.columns:
