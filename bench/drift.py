@@ -50,6 +50,7 @@ if __package__ in (None, ""):  # run as a file: make `tasks` importable
 import numpy as np
 import pandas as pd
 
+from bench.memory import memory_mib
 from tasks.data.contract import DataContract, load_contract
 from tasks.data.synthetic import DriftSpec, generate_house_prices
 from tasks.decisions.drift import DriftPolicy, judge_drift
@@ -81,23 +82,17 @@ class Run:
     start_mib: float = 0.0  # resident when it started: the absolute peak is start + peak
 
 
-def _memory() -> dict[str, float]:
-    with open("/proc/self/status", encoding="ascii") as status:
-        fields = dict(line.split(":", 1) for line in status if line.startswith(("VmRSS", "VmHWM")))
-    return {key: int(value.split()[0]) / 1024 for key, value in fields.items()}
-
-
 def measure(action: Callable[[], str]) -> Run:
     """Run once: wall and CPU seconds, peak MiB of resident memory above the start, the status."""
     gc.collect()
     ctypes.CDLL("libc.so.6").malloc_trim(0)  # give freed heap back, or reuse hides the peak
     with open("/proc/self/clear_refs", "w", encoding="ascii") as refs:
         refs.write("5")  # reset VmHWM to the current RSS
-    before = _memory()["VmRSS"]
+    before = memory_mib()["VmRSS"]
     start, cpu = time.perf_counter(), time.process_time()
     status = action()
     seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
-    return Run(seconds, cpu, _memory()["VmHWM"] - before, status, before)
+    return Run(seconds, cpu, memory_mib()["VmHWM"] - before, status, before)
 
 
 def plain_evidently(ref: pd.DataFrame, cur: pd.DataFrame, contract, policy) -> str:

@@ -31,7 +31,7 @@ def drift_check(
     """
     settings = get_settings(model_name=model_name)
     registry = open_registry(settings, create_bucket=True)
-    settings, contract = model_setup(settings)  # the model's stored configuration
+    settings, contract = model_setup(settings, registry)  # the model's stored configuration
     champion = champion_manifest(registry)
     reference = load_reference(champion, registry)
     current = load_current(data, registry, contract, window_hours)

@@ -34,7 +34,7 @@ def retrain(
 
     settings = get_settings(model_name=model_name)
     registry = open_registry(settings, create_bucket=True)
-    settings, contract = stages.model_setup(settings)  # the model's stored configuration
+    settings, contract = stages.model_setup(settings, registry)  # the model's stored configuration
     found = sources.find_training_set(data, settings, registry, contract)
     if found.frame is None:
         return Completed(name="Deferred", message=sources.defer_retrain(found, registry, reason))

@@ -42,7 +42,7 @@ def config_key(registry: ModelRegistry) -> str:
 def publish_config(registry: ModelRegistry, path: str | Path) -> str:
     """Store the configuration file at `path` (validated first) as `registry`'s; its digest."""
     load_model_config(path)  # refuses an invalid file with every problem named, before writing
-    registry._require_key("publish the configuration of")
+    registry.require_key("publish the configuration of")
     text = Path(path).read_text(encoding="utf-8")
     payload = text.encode()
     signature = None if registry.signing_key is None else sign(registry.signing_key, payload)
@@ -67,7 +67,7 @@ def read_config(registry: ModelRegistry) -> ModelConfig | None:
     except (ObjectNotFound, BucketNotFound):
         return None
     what = f"the configuration of {registry.name}"
-    registry._require_key("read the configuration of")
+    registry.require_key("read the configuration of")
     try:
         envelope = json.loads(raw)
         text = envelope["yaml"]

@@ -170,7 +170,7 @@ class ModelRegistry:
         """Store a new version; racing callers get distinct numbers and nothing is overwritten."""
         import joblib
 
-        self._require_key("register a version of")
+        self.require_key("register a version of")
         buffer = io.BytesIO()
         joblib.dump(model, buffer)
         payload = buffer.getvalue()
@@ -237,7 +237,7 @@ class ModelRegistry:
     def _checked(self, version: int, raw: bytes, signature: bytes | None) -> Manifest:
         """The manifest in `raw`, once it verifies: signed with our key (when we hold one),
         valid, and describing this model and version."""
-        self._require_key("read the versions of")
+        self.require_key("read the versions of")
         if self.signing_key is not None:
             try:
                 verify(self.signing_key, raw, signature, f"{self.name} v{version}")
@@ -267,7 +267,7 @@ class ModelRegistry:
                 LOG.warning("skipping a version that does not verify: %s", error)
         return found
 
-    def _require_key(self, action: str) -> None:
+    def require_key(self, action: str) -> None:
         if self.signing_key is None and not self.allow_unsigned:
             raise SigningKeyMissing(
                 f"refusing to {action} {self.name}: no manifest signing key. Set "

@@ -31,16 +31,19 @@ def read_contract(settings: Settings) -> DataContract:
 
 
 @task
-def model_setup(settings: Settings) -> tuple[Settings, DataContract]:
+def model_setup(
+    settings: Settings, registry: ModelRegistry | None = None
+) -> tuple[Settings, DataContract]:
     """The run's settings with the model's stored policies under them, and its contract: from
     the model's configuration in the registry (tasks/registry/configs.py) when it has one, else
-    the settings' contract file. Without an S3 endpoint (a CSV checked on a laptop) the file."""
+    the settings' contract file. Without an S3 endpoint (a CSV checked on a laptop) the file.
+    A flow that has opened the registry already passes it."""
     if settings.s3_endpoint is None:
         return settings, load_contract(settings.contract_path)
     from tasks.registry.configs import configured
     from tasks.registry.versions import open_registry
 
-    return configured(settings, open_registry(settings))
+    return configured(settings, registry or open_registry(settings))
 
 
 @task
