@@ -3,6 +3,10 @@
 The fitted model holds only scikit-learn and numpy objects, so KServe's stock sklearn runtime can
 load the same `model.joblib`. Its input is the contract's feature columns in contract order, as a
 DataFrame or as plain rows (lists); columns are picked by position, not by name.
+
+With the policy's search on (`params["search"]`, tasks/training/search.py), the searched
+parameters are chosen first, on the training part alone, and the model is then trained with them
+on the whole training part; its `params` record the values used and the search's summary.
 """
 
 from __future__ import annotations
@@ -22,6 +26,8 @@ from sklearn.preprocessing import OneHotEncoder
 
 from tasks.data.contract import DataContract
 from tasks.training.classifier import build_classifier, class_labels
+from tasks.training.policy import SearchPolicy
+from tasks.training.search import search_parameters, uncalibrated
 
 DEFAULT_PARAMS: dict[str, object] = {
     "max_iter": 300,
@@ -100,31 +106,61 @@ def check_target_transform(frame: pd.DataFrame, contract: DataContract, transfor
 def train_model(
     frame: pd.DataFrame, contract: DataContract, seed: int, params: dict[str, object] | None = None
 ) -> TrainedModel:
-    """Fit the pipeline on the contract's features and target; same data + seed, same model."""
+    """Fit the pipeline on the contract's features and target; same data + seed, same model
+    (with a search on: as long as it ends within its budget). `seconds` includes the search."""
     params = {**DEFAULT_PARAMS, **(params or {})}
+    search = SearchPolicy.model_validate(params.pop("search", None) or {})
     if contract.task == "classification":
-        return _train_classifier(frame, contract, seed, params)
+        return _train_classifier(frame, contract, seed, params, search)
     check_target_transform(frame, contract, str(params["target_transform"]))
-    model = build_pipeline(contract, seed, params)
+    features = frame[contract.feature_names]
+    target = frame[contract.target.name].to_numpy(dtype=float)
     started = time.perf_counter()
-    model.fit(frame[contract.feature_names], frame[contract.target.name].to_numpy(dtype=float))
+    if search.enabled:
+        model = build_pipeline(contract, seed, params)
+        params = _searched(model, (features, target), params, search, seed)
+    model = build_pipeline(contract, seed, params)
+    model.fit(features, target)
     return TrainedModel(model, params, time.perf_counter() - started, len(frame))
 
 
+def _searched(
+    model: object,
+    data: tuple[pd.DataFrame, np.ndarray],
+    params: dict[str, object],
+    search: SearchPolicy,
+    seed: int,
+) -> dict[str, object]:
+    """`params` with the searched values replaced by the search's choice on `model` (the
+    unfitted pipeline they build), and the search's summary under "search"."""
+    outcome = search_parameters(model, *data, search, seed)
+    return {**params, **outcome.params, "search": outcome.summary.record()}
+
+
 def _train_classifier(
-    frame: pd.DataFrame, contract: DataContract, seed: int, params: dict[str, object]
+    frame: pd.DataFrame,
+    contract: DataContract,
+    seed: int,
+    params: dict[str, object],
+    search: SearchPolicy,
 ) -> TrainedModel:
     """The classifier (tasks/training/classifier.py) on text labels; a target transform is a
-    regression setting and is refused here rather than silently ignored."""
+    regression setting and is refused here rather than silently ignored. A search runs on the
+    boosting without its calibration (cross-validated, many times the cost), the final model is
+    calibrated as always."""
     if params["target_transform"] != "none":
         raise TargetTransformError(
             f"target_transform {params['target_transform']!r} applies to regression only; the"
             f" target {contract.target.name!r} is a class: use target_transform 'none'"
         )
     labels = class_labels(frame, contract)
-    model, calibration = build_classifier(preprocessing(contract)[0], labels, seed, params)
+    features = frame[contract.feature_names]
     started = time.perf_counter()
-    model.fit(frame[contract.feature_names], labels)
+    if search.enabled:
+        model, _ = build_classifier(preprocessing(contract)[0], labels, seed, params)
+        params = _searched(uncalibrated(model), (features, labels), params, search, seed)
+    model, calibration = build_classifier(preprocessing(contract)[0], labels, seed, params)
+    model.fit(features, labels)
     params = {**params, "calibration": calibration}
     return TrainedModel(model, params, time.perf_counter() - started, len(frame))
 

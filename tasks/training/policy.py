@@ -1,14 +1,71 @@
-"""The training policy: the estimator's parameters, set per model or per run."""
+"""The training policy: the estimator's parameters, set per model or per run, and the optional
+time-boxed search for better ones."""
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+# The estimator parameters a search may choose, and the bounds of their ranges (log-uniform:
+# no zero).
+SEARCHED = ("learning_rate", "max_leaf_nodes", "l2_regularization")
+Rate = Annotated[float, Field(gt=0, le=1)]
+Leaves = Annotated[int, Field(ge=2, le=4096)]
+Penalty = Annotated[float, Field(gt=0, le=1e6)]
+
+
+class SearchPolicy(BaseModel):
+    """Successive halving over random candidates (tasks/training/search.py), off by default.
+
+    The resource halved is training rows, not `max_iter`: the learning rate and the number of
+    iterations trade off against each other, so rounds cut short in iterations would favour the
+    fastest learners rather than the best; `max_iter` stays the policy's own. Each range is
+    sampled log-uniformly. Same data + seed, same choice, as long as the search ends within its
+    budget; one cut short by `budget_s` depends on the machine's speed and says so.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
+
+    enabled: bool = Field(False, description="search before training; off: the policy's values")
+    budget_s: float = Field(
+        60.0,
+        gt=0,
+        le=86_400,
+        description="wall-clock time box of the search (a fit under way when it ends finishes;"
+        " the final model's training comes after it)",
+    )
+    candidates: int = Field(16, ge=2, le=1000, description="random candidates in the first round")
+    factor: int = Field(3, ge=2, le=10, description="each round keeps 1/factor, on factor x rows")
+    cv: int = Field(3, ge=2, le=10, description="cross-validation folds per candidate")
+    learning_rate: tuple[Rate, Rate] = Field(
+        (0.01, 0.3), description="learning_rate range searched"
+    )
+    max_leaf_nodes: tuple[Leaves, Leaves] = Field(
+        (4, 64), description="max_leaf_nodes range searched"
+    )
+    l2_regularization: tuple[Penalty, Penalty] = Field(
+        (1e-3, 10.0), description="l2_regularization range searched"
+    )
+
+    @model_validator(mode="after")
+    def _ranges(self) -> SearchPolicy:
+        for name in SEARCHED:
+            low, high = getattr(self, name)
+            if not low < high:
+                raise ValueError(
+                    f"search.{name} ({low}, {high}) must be (low, high) with low < high"
+                )
+        return self
+
+    def space(self) -> dict[str, tuple[float, float]]:
+        """The searched estimator parameters and their ranges."""
+        return {name: getattr(self, name) for name in SEARCHED}
 
 
 class TrainingPolicy(BaseModel):
-    """Histogram gradient boosting's parameters and the target transform."""
+    """Histogram gradient boosting's parameters, the target transform, and the optional search
+    that replaces the searched parameters with the best it finds."""
 
     model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
@@ -21,9 +78,15 @@ class TrainingPolicy(BaseModel):
         description="none: fit the target as it is; log: fit log(target), predict exp (a target"
         " that is not strictly positive in the training data is refused before fitting)",
     )
+    search: SearchPolicy = Field(
+        default_factory=SearchPolicy, description="time-boxed search for the estimator's values"
+    )
 
     def params(self) -> dict[str, object]:
-        return self.model_dump()
+        """What `train_model` takes: the estimator's values, and `search` only when it is on
+        (train_model takes it out of the estimator's parameters and records what it did)."""
+        exclude = None if self.search.enabled else {"search"}
+        return self.model_dump(exclude=exclude)
 
 
 class TrainingSetPolicy(BaseModel):
