@@ -7,7 +7,8 @@ What it guarantees, however often it is called on growing evidence (see `sequent
 method and its sources):
 - α, false rollback: a canary no worse than stable (same error rate, same loss, p95 within the
   allowed ratio, predictions within the allowed shift) is rolled back on evidence with probability
-  at most α. α is split evenly over the five checks that can roll back (Bonferroni).
+  at most α. α is split evenly over the five checks that can roll back (Bonferroni); the shift
+  check of a classifier with three or more classes splits its share again over the classes.
 - β, false promotion: a canary worse than stable by the stated degradation on a required metric
   (labelled loss +`max_loss_increase`, error rate +`max_error_rate_excess`, p95 above
   `max_p95_ratio`× stable or the SLO, predictions shifted by `max_prediction_shift` SDs) is
@@ -53,7 +54,15 @@ class VersionEvidence(BaseModel):
     latency_counts: tuple[int, ...] = Field(
         (), description="Answered requests per LATENCY_BOUNDS_MS bucket (one overflow bucket)."
     )
-    predictions: Moments = Field(default_factory=Moments, description="Predictions served.")
+    predictions: Moments = Field(
+        default_factory=Moments,
+        description="Predictions served (a binary classifier's: its second class's probability).",
+    )
+    class_probabilities: tuple[Moments, ...] = Field(
+        (),
+        description="A classifier of three or more classes: each class's probability, watched"
+        " for a shift class by class instead of `predictions`.",
+    )
     losses: Moments = Field(
         default_factory=Moments, description="Per-row loss on rows whose label has arrived."
     )

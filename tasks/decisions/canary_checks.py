@@ -203,28 +203,50 @@ def accuracy_check(s: VersionEvidence, c: VersionEvidence, p: CanaryPolicy) -> C
     )
 
 
+def _watched(s: VersionEvidence, c: VersionEvidence) -> list[tuple[str, Moments, Moments]]:
+    """What the shift check compares: (what, canary, stable) for each watched mean."""
+    if s.class_probabilities and len(s.class_probabilities) == len(c.class_probabilities):
+        pairs = zip(c.class_probabilities, s.class_probabilities, strict=True)
+        return [(f"class {i} probability", cm, sm) for i, (cm, sm) in enumerate(pairs)]
+    return [("prediction mean", c.predictions, s.predictions)]
+
+
 def shift_check(
     s: VersionEvidence, c: VersionEvidence, p: CanaryPolicy, accuracy: CheckResult
 ) -> CheckResult:
     """Prediction mean in stable SDs: the proxy for accuracy when no labels arrive.
 
+    A classifier of three or more classes has one mean per class probability: the check's α is
+    split evenly over them (rolled back when any class shifted), and each must be shown inside
+    the margin at β to pass (a worse canary passes only if its shifted class's bound does).
     A shift labelled loss vouches for is not held against the canary (a model retrained on
     drifted data is meant to move); while labels are arriving, a shift waits for their verdict
     rather than rolling back on the proxy; with no labels at all, the shift decides.
     """
+    watched = _watched(s, c)
     a, b = _levels(p)
+    if len(watched) > 1:
+        level = p.check_alpha / len(watched)
+        a = {"alpha": level, "rho2": _rho2(p.tuned_for, level)}
     m, justified = p.max_prediction_shift, accuracy.status == "not-worse"
     labels_flowing = c.losses.n > 0 and accuracy.status == "unknown"
-    sd = math.sqrt(s.predictions.variance) or 1.0
-    low = difference(c.predictions, s.predictions, **a)
-    high = difference(c.predictions, s.predictions, **b)
-    low, high = low.scaled(sd), high.scaled(sd)
-    enough = min(c.predictions.n, s.predictions.n) >= p.min_samples
-    shifted = enough and (low.lower > m or low.upper < -m)
-    status = _status(shifted and not justified and not labels_flowing,
-                     enough and (-m < high.lower and high.upper < m))  # fmt: skip
-    detail = f"prediction mean shift {low.estimate:+.2f} SD (bounds {_bounds(low, high, '+.2f')},"
-    detail += f" margin ±{m:g} SD, n={c.predictions.n}/{s.predictions.n})"
+    looks = []
+    for what, canary, stable in watched:
+        sd = math.sqrt(stable.variance) or 1.0
+        low = difference(canary, stable, **a).scaled(sd)
+        high = difference(canary, stable, **b).scaled(sd)
+        enough = min(canary.n, stable.n) >= p.min_samples
+        shifted = enough and (low.lower > m or low.upper < -m)
+        inside = enough and -m < high.lower and high.upper < m
+        looks.append((shifted, inside, what, low, high, canary.n, stable.n))
+    shifted, inside = any(look[0] for look in looks), all(look[1] for look in looks)
+    # The look a person reads: a shifted one, else the farthest from no shift.
+    _, _, what, low, high, nc, ns = max(looks, key=lambda x: (x[0], abs(x[3].estimate)))
+    status = _status(shifted and not justified and not labels_flowing, inside)
+    detail = f"{what} shift {low.estimate:+.2f} SD (bounds {_bounds(low, high, '+.2f')},"
+    detail += f" margin ±{m:g} SD, n={nc}/{ns})"
+    if len(looks) > 1:
+        detail += f" (the largest of {len(looks)} classes)"
     if shifted and justified:
         status, detail = "not-worse", f"{detail}: shifted, but labelled loss is shown not worse"
     elif shifted and labels_flowing:

@@ -18,6 +18,7 @@ from typing import NamedTuple
 
 import pandas as pd
 
+from tasks.modelserver.answers import proba_column
 from tasks.modelserver.logs import META_COLUMNS, Status, log_key, to_parquet
 from tasks.s3 import ObjectStore
 
@@ -34,6 +35,7 @@ class LogRecord(NamedTuple):
     predictions: list[float]
     latency_ms: float = math.nan
     status: Status = "ok"
+    probabilities: list[list[float]] | None = None  # a classifier's, per row, in class order
 
 
 class _Flush:
@@ -90,11 +92,16 @@ class ServingLogWriter:
         *,
         latency_ms: float = math.nan,
         status: Status = "ok",
+        probabilities: list[list[float]] | None = None,
     ) -> None:
         """Record one request `version` answered (or failed: status "error", predictions NaN)
-        `at` (epoch seconds, default now), after `latency_ms`: one append."""
+        `at` (epoch seconds, default now), after `latency_ms`, with a classifier's probabilities:
+        one append."""
         at = time.time() if at is None else at
-        self._queue.put(LogRecord(at, request_id, version, rows, predictions, latency_ms, status))
+        record = LogRecord(
+            at, request_id, version, rows, predictions, latency_ms, status, probabilities
+        )
+        self._queue.put(record)
 
     def flush(self, timeout: float = 30.0) -> bool:
         """Write everything queued so far now; True once it is on S3 (or nothing was queued)."""
@@ -160,16 +167,21 @@ class ServingLogWriter:
 
 def records_frame(records: Sequence[LogRecord], features: Sequence[str]) -> pd.DataFrame:
     """One row per served instance: time, request id, row index, version, latency, status,
-    inputs, prediction."""
-    meta, inputs, outputs = [], [], []
-    for at, request_id, version, rows, predictions, latency_ms, status in records:
+    inputs, prediction, and a classifier's `proba_<i>` columns (NaN on failed rows)."""
+    meta, inputs, outputs, probabilities = [], [], [], []
+    width = max((len(r.probabilities[0]) for r in records if r.probabilities), default=0)
+    for at, request_id, version, rows, predictions, latency_ms, status, proba in records:
         for index, (row, prediction) in enumerate(zip(rows, predictions, strict=True)):
             meta.append((at, request_id, index, version, latency_ms, status))
             inputs.append(row)
             outputs.append(prediction)
+            probabilities.append(proba[index] if proba else [math.nan] * width)
     frame = pd.DataFrame(meta, columns=META_COLUMNS)
     frame["ts"] = pd.to_datetime(frame["ts"], unit="s", utc=True)
     frame["latency_ms"] = frame["latency_ms"].astype("float64")
     frame = pd.concat([frame, pd.DataFrame(inputs, columns=list(features))], axis=1)
     frame["prediction"] = pd.Series(outputs, dtype="float64")
+    if width:
+        columns = [proba_column(i) for i in range(width)]
+        frame[columns] = pd.DataFrame(probabilities, columns=columns, dtype="float64")
     return frame

@@ -48,8 +48,13 @@ def to_parquet(frame: pd.DataFrame) -> bytes:
     return buffer.getvalue()
 
 
-def attach_labels(store: ObjectStore, model: str, labels: pd.DataFrame) -> str:
-    """Store ground truth that arrived later: columns request_id, label and optionally row."""
+def attach_labels(
+    store: ObjectStore, model: str, labels: pd.DataFrame, classes: Sequence[str] | None = None
+) -> str:
+    """Store ground truth that arrived later: columns request_id, label and optionally row.
+
+    A regressor's labels are numbers; a classifier's (give its `classes`) are class labels,
+    stored as the contract's text ("1" for 1 or 1.0), and one outside the classes is refused."""
     missing = {"request_id", "label"} - set(labels.columns)
     if missing:
         raise ValueError(f"labels need columns request_id and label; missing {sorted(missing)}")
@@ -58,12 +63,31 @@ def attach_labels(store: ObjectStore, model: str, labels: pd.DataFrame) -> str:
         frame["row"] = 0
     frame["request_id"] = frame["request_id"].astype(str)
     frame["row"] = frame["row"].astype("int64")
-    frame["label"] = pd.to_numeric(frame["label"], errors="raise").astype("float64")
+    if classes is None:
+        frame["label"] = pd.to_numeric(frame["label"], errors="raise").astype("float64")
+    else:
+        frame["label"] = class_text(frame["label"])
+        unknown = sorted(set(frame["label"].dropna()) - set(classes))
+        if unknown:
+            raise ValueError(f"labels {unknown[:5]} are not among the classes {list(classes)}")
     frame["labelled_at"] = pd.Timestamp.now(tz="UTC")
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")
     key = f"{logs_prefix(model)}labels/{stamp}-{secrets.token_hex(4)}.parquet"
     store.put_bytes(key, to_parquet(frame))
     return key
+
+
+def class_text(values: pd.Series) -> pd.Series:
+    """Class labels as the contract's text: whole numbers without ".0", missing stays missing."""
+
+    def text(value: object) -> object:
+        if value is None or (isinstance(value, float) and math.isnan(value)):
+            return None
+        if isinstance(value, float) and value.is_integer():
+            return str(int(value))
+        return str(value)
+
+    return values.map(text).astype(object)
 
 
 def _written_at(key: str) -> str:

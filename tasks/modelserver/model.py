@@ -18,18 +18,18 @@ from dataclasses import dataclass
 import pandas as pd
 from kserve import Model
 from kserve.errors import InferenceError, InvalidInput, ModelNotReady
-from kserve.protocol.infer_type import InferOutput, InferRequest, InferResponse
+from kserve.protocol.infer_type import InferRequest, InferResponse
 from pydantic import BaseModel, ConfigDict
 
 from tasks.data.contract import DataContract
 from tasks.decisions.routing import (
     Routing,
     ServeOptions,
-    bad_prediction_reason,
     choose_version,
     judge_routing_change,
     without_canary_traffic,
 )
+from tasks.modelserver.answers import Answer, answer_rows
 from tasks.modelserver.client import LocalServingTarget
 from tasks.modelserver.inputs import (
     BadRequest,
@@ -82,7 +82,7 @@ class _Served:
 
 
 def predict_rows(model: object, rows: list[list], columns: list[str]) -> list[float]:
-    """The model's predictions for rows in `columns` order (named columns, as it was fitted)."""
+    """A regressor's predictions for rows in `columns` order (named columns, as it was fitted)."""
     return [float(value) for value in model.predict(pd.DataFrame(rows, columns=columns))]
 
 
@@ -147,11 +147,7 @@ class RoutedModel(Model):
 
     def _load_version(self, version: int) -> LoadedVersion:
         manifest, model = self.registry.load(version)  # raises IntegrityError on a sha256 mismatch
-        if manifest.task != "regression":  # its predict answers labels, which nothing here reads
-            raise ValueError(
-                f"v{version} is a {manifest.task} model (classes {manifest.classes}):"
-                " classification serving is not supported yet"
-            )
+        classes = self._classes_of(manifest)
         if self._features is not None and manifest.features != self._features:
             raise ValueError(
                 f"features {manifest.features} differ from the served {self._features}; "
@@ -159,13 +155,31 @@ class RoutedModel(Model):
             )
         specs = feature_specs(manifest.features, self.contract)
         probe = probe_rows(specs)
-        reason = bad_prediction_reason(predict_rows(model, probe, manifest.features), len(probe))
+        reason = answer_rows(model, probe, manifest.features, classes).problem(len(probe))
         if reason:
             raise ValueError(f"probe batch: {reason}")
         self._features, self._specs = list(manifest.features), specs
         if self.log_writer is not None:
             self.log_writer.features = self._features
         return LoadedVersion(manifest, model)
+
+    def _classes_of(self, manifest: Manifest) -> tuple[str, ...] | None:
+        """A classifier's classes, which must be the served contract's (every version answers
+        probabilities over the same classes, in the same order); None for a regressor."""
+        contract_classes = self.contract.classes
+        if manifest.task != self.contract.task:
+            raise ValueError(
+                f"v{manifest.version} is a {manifest.task} model, but {self.name} serves"
+                f" {self.contract.task} (its contract's target {self.contract.target.name!r})"
+            )
+        if contract_classes is None:
+            return None
+        if tuple(manifest.classes or ()) != tuple(contract_classes):
+            raise ValueError(
+                f"v{manifest.version} predicts classes {manifest.classes}, not the contract's"
+                f" {list(contract_classes)}"
+            )
+        return tuple(contract_classes)
 
     def _take_out_canary(self, version: int, reason: str) -> None:
         with self._swap_lock:
@@ -205,18 +219,17 @@ class RoutedModel(Model):
             raise ModelNotReady(self.name, "no stable version is being served")
         rows = self._rows(payload)
         request = ServedRequest(request_id(payload, headers), rows, self.log_writer, started)
-        version, predictions = self._answer(served, version, request)
+        version, answer = self._answer(served, version, request)
         latency_ms = request.elapsed_ms()
-        self._stats[version].record(latency_ms, predictions)
-        request.answered(version, predictions, latency_ms)
+        self._stats[version].record(latency_ms, answer.values)
+        request.answered(version, answer, latency_ms)
         rid = request.request_id
         if response_headers is not None:
             response_headers["x-model-version"] = str(version)
             response_headers["x-request-id"] = rid
         if isinstance(payload, InferRequest):
-            output = InferOutput("predict", [len(predictions)], "FP64", predictions)
-            return InferResponse(rid, self.name, [output], model_version=str(version))
-        return {"predictions": predictions, "model_version": version, "request_id": rid}
+            return InferResponse(rid, self.name, answer.v2(), model_version=str(version))
+        return {**answer.v1(), "model_version": version, "request_id": rid}
 
     def _rows(self, payload: object) -> list[list]:
         try:
@@ -230,18 +243,17 @@ class RoutedModel(Model):
         except BadRequest as error:
             raise InvalidInput(str(error)) from error
 
-    def _answer(
-        self, served: _Served, version: int, request: ServedRequest
-    ) -> tuple[int, list[float]]:
-        """Predictions from `version`; a failing canary is taken out and stable answers."""
-        rows = request.rows
+    def _answer(self, served: _Served, version: int, request: ServedRequest) -> tuple[int, Answer]:
+        """The answer of `version`; a failing canary is taken out and stable answers."""
+        rows, loaded = request.rows, served.versions[version]
         try:
-            predictions = predict_rows(served.versions[version].model, rows, self._features)
-            reason = bad_prediction_reason(predictions, len(rows))
+            classes = tuple(loaded.manifest.classes) if loaded.manifest.classes else None
+            answer = answer_rows(loaded.model, rows, self._features, classes)
+            reason = answer.problem(len(rows))
         except Exception as error:
-            predictions, reason = [], f"raised {type(error).__name__}: {error}"
+            answer, reason = Answer([]), f"raised {type(error).__name__}: {error}"
         if reason is None:
-            return version, predictions
+            return version, answer
         self._stats[version].record_error()
         request.failed(version)  # the S3 evidence counts it as the counters just did
         if version == served.routing.canary_version:

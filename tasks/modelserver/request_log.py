@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 from kserve.protocol.infer_type import InferRequest
 
+from tasks.modelserver.answers import Answer
 from tasks.modelserver.log_writer import ServingLogWriter
 
 
@@ -30,9 +31,16 @@ class ServedRequest:
     def elapsed_ms(self) -> float:
         return (time.perf_counter() - self.started) * 1000
 
-    def answered(self, version: int, predictions: list[float], latency_ms: float) -> None:
+    def answered(self, version: int, answer: Answer, latency_ms: float) -> None:
         if self.writer is not None:
-            self.writer.log(self.request_id, version, self.rows, predictions, latency_ms=latency_ms)
+            self.writer.log(
+                self.request_id,
+                version,
+                self.rows,
+                answer.values,
+                latency_ms=latency_ms,
+                probabilities=answer.probabilities,
+            )
 
     def failed(self, version: int) -> None:
         """`version` could not answer: its rows, NaN, with the time it took to fail."""

@@ -16,7 +16,7 @@ from prefect.artifacts import create_markdown_artifact
 from tasks.decisions.canary import CanaryVerdict, decide_canary
 from tasks.registry.versions import ModelRegistry
 from tasks.release.records import VerdictRecord, explain, save_record
-from tasks.release.window import CanaryWindow
+from tasks.release.window import CanaryWindow, scoring_for
 from tasks.runs import task
 from tasks.settings import Settings
 
@@ -42,7 +42,8 @@ def watch_canary(settings: Settings, registry: ModelRegistry) -> VerdictRecord |
         logger.info("no canary to judge (champion v%s, canary v%s)", stable, canary)
         return None
     since = canary_started_at(registry, canary)
-    window = CanaryWindow(registry.store, registry.name, since)
+    scoring = scoring_for(registry.manifest(canary))  # log loss for a classifier
+    window = CanaryWindow(registry.store, registry.name, since, scoring)
     while True:
         now = datetime.now(UTC)
         evidence = window.evidence(stable, canary, now)

@@ -13,7 +13,7 @@ from prefect import get_run_logger
 
 from tasks.decisions.guard import GuardPolicy, GuardVerdict, decide_guard
 from tasks.registry.versions import ModelRegistry
-from tasks.release.window import CanaryWindow
+from tasks.release.window import CanaryWindow, scoring_for
 from tasks.runs import task
 
 
@@ -45,8 +45,9 @@ def watch_champion(
                     version, champion, previous)  # fmt: skip
         return None
     first_served, promoted_at = _took_traffic(registry, version)
+    since = first_served - timedelta(seconds=policy.baseline_s)
     window = CanaryWindow(
-        registry.store, registry.name, first_served - timedelta(seconds=policy.baseline_s)
+        registry.store, registry.name, since, scoring_for(registry.manifest(version))
     )
     while True:
         now = datetime.now(UTC)

@@ -8,9 +8,10 @@ function; `CanaryWindow` keeps the rows of one window, reading each S3 file once
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -18,7 +19,9 @@ import pandas as pd
 from tasks.decisions.canary import VersionEvidence
 from tasks.decisions.canary_checks import LATENCY_BOUNDS_MS
 from tasks.decisions.sequential import Moments
+from tasks.modelserver.answers import PROBA_PREFIX, proba_column
 from tasks.modelserver.logs import (
+    class_text,
     label_file_keys,
     label_frame,
     latest_labels,
@@ -27,6 +30,11 @@ from tasks.modelserver.logs import (
     with_log_defaults,
 )
 from tasks.s3 import ObjectStore
+
+if TYPE_CHECKING:
+    from tasks.registry.versions import Manifest
+
+EPSILON = 1e-15  # log loss clips probabilities here, as scikit-learn does
 
 _BOUNDS = np.asarray(LATENCY_BOUNDS_MS)
 _KEPT = ["ts", "request_id", "row", "version", "latency_ms", "status", "prediction"]
@@ -47,6 +55,64 @@ def _absolute_error(predictions: np.ndarray, labels: np.ndarray) -> np.ndarray:
 ABSOLUTE_ERROR = Loss("absolute error", _absolute_error)
 
 
+@dataclass(frozen=True)
+class Scoring:
+    """How one model's logged rows become evidence: the per-row loss on labels, and the logged
+    columns whose means the shift check watches.
+
+    A regressor: absolute error on its `prediction`, whose mean is watched. A classifier: log
+    loss, -log p(true class) clipped at 1e-15 as scikit-learn does, a proper scoring rule that a
+    worse ranking, a worse calibration and more misclassification all raise; its probability
+    shift is watched on each class's probability (`proba_<i>`; for two classes the second's
+    alone, the first being its complement). `loss_of(rows)` gives one loss per row, NaN where
+    there is none (no label, or a label the model has no class for).
+    """
+
+    loss_name: str
+    loss_of: Callable[[pd.DataFrame], np.ndarray]
+    watched: tuple[str, ...] = ("prediction",)
+
+    @classmethod
+    def from_loss(cls, loss: Loss) -> Scoring:
+        """A regressor's scoring with `loss` on (prediction, label)."""
+
+        def of(rows: pd.DataFrame) -> np.ndarray:
+            labels = pd.to_numeric(rows["label"], errors="coerce").to_numpy(dtype="float64")
+            predictions = rows["prediction"].to_numpy(dtype="float64")
+            known = ~np.isnan(labels) & np.isfinite(predictions)
+            losses = np.full(len(rows), np.nan)
+            losses[known] = loss.of(predictions[known], labels[known])
+            return losses
+
+        return cls(loss.name, of)
+
+    @classmethod
+    def classifier(cls, classes: Sequence[str]) -> Scoring:
+        """A classifier's scoring over `classes`, in the order of its `proba_<i>` columns."""
+        index = {label: i for i, label in enumerate(classes)}
+        columns = [proba_column(i) for i in range(len(classes))]
+
+        def log_loss(rows: pd.DataFrame) -> np.ndarray:
+            proba = rows.reindex(columns=columns).to_numpy(dtype="float64")
+            truth = class_text(rows["label"]).map(lambda v: index.get(v, -1)).to_numpy(int)
+            losses = np.full(len(rows), np.nan)
+            known = (truth >= 0) & np.isfinite(proba).all(axis=1)
+            chosen = proba[np.flatnonzero(known), truth[known]]
+            losses[known] = -np.log(np.clip(chosen, EPSILON, 1.0))
+            return losses
+
+        watched = tuple(columns[1:]) if len(classes) == 2 else tuple(columns)
+        return cls("log loss", log_loss, watched)
+
+
+REGRESSION = Scoring.from_loss(ABSOLUTE_ERROR)
+
+
+def scoring_for(manifest: Manifest) -> Scoring:
+    """The scoring of the version `manifest` describes (its task and classes)."""
+    return Scoring.classifier(manifest.classes) if manifest.classes else REGRESSION
+
+
 def _moments(values: np.ndarray) -> Moments:
     """`Moments.of` in two numpy passes: a window holds up to millions of rows."""
     if not len(values):
@@ -65,7 +131,7 @@ def version_evidence(
     version: int,
     since: datetime,
     now: datetime,
-    loss: Loss = ABSOLUTE_ERROR,
+    loss: Loss | Scoring = REGRESSION,
 ) -> VersionEvidence:
     """What `version` did from `since` to `now` (since <= ts < now), from logged rows.
 
@@ -93,20 +159,24 @@ def version_evidence(
     latency = latency[np.isfinite(latency)]
     buckets = np.searchsorted(_BOUNDS, latency, side="left")
     counts = np.bincount(buckets, minlength=len(_BOUNDS) + 1)
-    predictions = rows["prediction"].to_numpy(dtype="float64")[ok]
+    scoring = loss if isinstance(loss, Scoring) else Scoring.from_loss(loss)
+    answered = rows[ok]
+    watched = []
+    for column in scoring.watched:
+        values = answered.reindex(columns=[column]).to_numpy("float64")[:, 0]
+        watched.append(_moments(values[np.isfinite(values)]))
     losses = np.empty(0)
-    if "label" in rows.columns:
-        labels = rows["label"].to_numpy(dtype="float64")[ok]
-        known = ~np.isnan(labels) & np.isfinite(predictions)
-        losses = np.asarray(loss.of(predictions[known], labels[known]), dtype="float64")
+    if "label" in answered.columns and len(answered):
+        losses = np.asarray(scoring.loss_of(answered), dtype="float64")
     return VersionEvidence(
         version=version,
         requests=len(per_request),
         errors=int(per_request["failed"].sum()),
         latency_counts=tuple(int(c) for c in counts),
-        predictions=_moments(predictions[np.isfinite(predictions)]),
+        predictions=watched[0],
+        class_probabilities=tuple(watched) if len(watched) > 1 else (),
         losses=_moments(losses[np.isfinite(losses)]),
-        loss_name=loss.name,
+        loss_name=scoring.loss_name,
         elapsed_s=max((now - since).total_seconds(), 0.0),
     )
 
@@ -126,7 +196,7 @@ class CanaryWindow:
         store: ObjectStore,
         model: str,
         since: datetime,
-        loss: Loss = ABSOLUTE_ERROR,
+        loss: Loss | Scoring = REGRESSION,
         late_s: float = 600.0,
     ) -> None:
         _aware(since)
@@ -160,7 +230,8 @@ class CanaryWindow:
         fetched = 0
         for key in (k for k in logs if k not in self.read_keys):
             frame = log_frame(self.store.get_bytes(key))
-            frame = frame.loc[frame["ts"] >= self.since, _KEPT]
+            kept = _KEPT + [c for c in frame.columns if c.startswith(PROBA_PREFIX)]
+            frame = frame.loc[frame["ts"] >= self.since, kept]
             if len(frame):
                 self._log_parts.append(frame)
             self.read_keys.add(key)

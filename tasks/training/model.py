@@ -25,7 +25,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder
 
 from tasks.data.contract import DataContract
-from tasks.training.classifier import build_classifier, class_labels
+from tasks.training.classifier import build_classifier, class_labels, fit_classifier
 from tasks.training.policy import SearchPolicy
 from tasks.training.search import search_parameters, uncalibrated
 
@@ -146,8 +146,8 @@ def _train_classifier(
 ) -> TrainedModel:
     """The classifier (tasks/training/classifier.py) on text labels; a target transform is a
     regression setting and is refused here rather than silently ignored. A search runs on the
-    boosting without its calibration (cross-validated, many times the cost), the final model is
-    calibrated as always."""
+    boosting without its calibration (cross-validated, many times the cost); the final model is
+    calibrated only where that lowers out-of-fold log loss (`fit_classifier`)."""
     if params["target_transform"] != "none":
         raise TargetTransformError(
             f"target_transform {params['target_transform']!r} applies to regression only; the"
@@ -159,9 +159,9 @@ def _train_classifier(
     if search.enabled:
         model, _ = build_classifier(preprocessing(contract)[0], labels, seed, params)
         params = _searched(uncalibrated(model), (features, labels), params, search, seed)
-    model, calibration = build_classifier(preprocessing(contract)[0], labels, seed, params)
-    model.fit(features, labels)
-    params = {**params, "calibration": calibration}
+    model, calibration = fit_classifier(preprocessing(contract)[0], features, labels, seed, params)
+    params = {**params, "calibration": calibration.method,
+              "calibration_evidence": calibration.evidence()}  # fmt: skip
     return TrainedModel(model, params, time.perf_counter() - started, len(frame))
 
 

@@ -2,26 +2,33 @@
 (`mlops init --register`, its target as text labels, so classification), ci-checks passes the
 gate against the training class prior, retrain registers a signed version whose manifest says
 classification and its classes, and a second retrain on the same data is compared with that
-version as champion and not refused for losing to it. The model server refuses the version
-with a clear reason: classification serving is not supported yet.
+version as champion and not refused for losing to it. The model server serves it: V1 and V2
+answer the class and every class's probability (in the contract's class order), the logged rows
+carry the probabilities, and the canary window's classifier scoring reads log loss on labels and
+each class's probability from them.
 
 Real SeaweedFS and the real flows; the data is scikit-learn's bundled breast-cancer set.
 """
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
+import numpy as np
 import pytest
+from kserve.protocol.infer_type import InferInput, InferRequest
 from sklearn.datasets import load_breast_cancer
 
 from flows.ci_checks import ci_checks
 from flows.cli import main as cli_main
 from flows.retrain import retrain
 from tasks.decisions.routing import Routing, ServeOptions
-from tasks.modelserver.model import RoutedModel, RoutingRefused
+from tasks.modelserver.log_writer import records_frame
+from tasks.modelserver.model import RoutedModel
 from tasks.registry.configs import read_config
 from tasks.registry.versions import open_registry
+from tasks.release.window import scoring_for, version_evidence
 from tasks.settings import Settings
 
 pytestmark = pytest.mark.integration
@@ -38,7 +45,7 @@ def cancer_csv(tmp_path: Path) -> Path:
     return path
 
 
-def test_a_classifier_is_checked_registered_compared_and_refused_by_the_server(
+def test_a_classifier_is_checked_registered_compared_and_served(
     flow_env: Settings, cancer_csv: Path, tmp_path: Path
 ) -> None:
     name = flow_env.model_name
@@ -58,7 +65,9 @@ def test_a_classifier_is_checked_registered_compared_and_refused_by_the_server(
     first = retrain(data=str(cancer_csv), model_name=name, reason="first classifier")
     stored, _ = registry.load(first.version)  # verified against its signature and checksum
     assert (stored.task, stored.classes) == ("classification", CLASSES)
-    assert stored.params["calibration"] == "sigmoid" and stored.params["train_rows"] == 455
+    assert stored.params["calibration"] in {"none", "sigmoid"}  # kept only where it helps
+    assert stored.params["calibration_evidence"]["candidate"] == "sigmoid"
+    assert stored.params["train_rows"] == 455
     assert stored.metrics["accuracy"] > 0.9 and stored.metrics["roc_auc"] > 0.95
     assert 0 < stored.metrics["log_loss"] < 0.3
     assert stored.contract["digest"] == contract.digest()
@@ -69,5 +78,45 @@ def test_a_classifier_is_checked_registered_compared_and_refused_by_the_server(
     assert second.metrics["log_loss"] == first.metrics["log_loss"]  # same data, same seed
 
     server = RoutedModel(registry, contract, ServeOptions(log_requests=False))
-    with pytest.raises(RoutingRefused, match="classification serving is not supported yet"):
-        server.apply_routing(Routing(stable_version=first.version))
+    server.apply_routing(Routing(stable_version=first.version))
+    data = load_breast_cancer(as_frame=True)
+    frame = data.frame
+    rows = frame[list(stored.features)].head(20)
+    instances = rows.to_dict(orient="records")
+    body = server.predict({"instances": instances})
+    assert body["classes"] == CLASSES and body["model_version"] == first.version
+    truth = [str(data.target_names[t]) for t in frame["target"].head(20)]
+    assert np.mean([p == t for p, t in zip(body["predictions"], truth, strict=True)]) >= 0.9
+    for label, proba in zip(body["predictions"], body["probabilities"], strict=True):
+        assert math.isclose(sum(proba), 1.0, abs_tol=1e-6)
+        assert CLASSES[int(np.argmax(proba))] == label
+
+    v2 = InferRequest(
+        model_name=name,
+        infer_inputs=[
+            InferInput(column, [len(rows)], "FP64", rows[column].tolist()) for column in rows
+        ],
+    )
+    outputs = {out.name: out for out in server.predict(v2).outputs}
+    assert outputs["predict"].datatype == "BYTES" and outputs["predict"].data == body["predictions"]
+    assert outputs["probabilities"].shape == [20, 2]
+    assert outputs["probabilities"].parameters["classes"] == '["benign", "malignant"]'
+
+    # The logged rows of these answers, as the writer would write them, scored by log loss.
+    from tasks.modelserver.log_writer import LogRecord
+
+    record = LogRecord(1.7e9, "r1", first.version, rows.values.tolist(),
+                       [float(CLASSES.index(p)) for p in body["predictions"]], 3.0, "ok",
+                       body["probabilities"])  # fmt: skip
+    logged = records_frame([record], list(stored.features)).assign(label=truth)
+    assert list(logged.columns[-3:]) == ["proba_0", "proba_1", "label"]
+    from datetime import UTC, datetime
+
+    evidence = version_evidence(logged, first.version, datetime(2000, 1, 1, tzinfo=UTC),
+                                datetime(2100, 1, 1, tzinfo=UTC), scoring_for(stored))  # fmt: skip
+    assert evidence.loss_name == "log loss" and evidence.losses.n == 20
+    expected = -np.mean(
+        np.log([p[CLASSES.index(t)] for p, t in zip(body["probabilities"], truth, strict=True)])
+    )
+    assert math.isclose(evidence.losses.mean, expected, rel_tol=1e-9)
+    assert math.isclose(evidence.predictions.mean, np.mean([p[1] for p in body["probabilities"]]))

@@ -179,3 +179,38 @@ def test_naive_times_are_refused() -> None:
     logs = frame(ok(1, "a", 1, [1.0], 1.0))
     with pytest.raises(ValueError, match="timezone-aware"):
         version_evidence(logs, 1, SINCE.replace(tzinfo=None), NOW)
+
+
+def test_a_multiclass_canary_is_scored_by_log_loss_and_watched_class_by_class() -> None:
+    """Three classes: log loss on text labels (a number label reads as its class text), one
+    probability mean per class; a canary that moves one class's probability is rolled back."""
+    from tasks.decisions.canary import CanaryPolicy, decide_canary
+    from tasks.release.window import Scoring
+
+    rng = np.random.default_rng(0)
+    scoring = Scoring.classifier(("a", "b", "2"))
+    assert scoring.loss_name == "log loss" and len(scoring.watched) == 3
+
+    def rows(version: int, shares: list[float], n: int = 400) -> list[LogRecord]:
+        proba = rng.dirichlet(np.asarray(shares) * 50, n).tolist()
+        return [LogRecord(at(i % 50), f"{version}-{i}", version, [[1.0]], [0.0], 2.0, "ok",
+                          [p]) for i, p in enumerate(proba)]  # fmt: skip
+
+    logs = records_frame(rows(1, [0.5, 0.3, 0.2]) + rows(2, [0.2, 0.3, 0.5]), ["x"])
+    logs["label"] = ["a", 2.0, None, "zzz"] * (len(logs) // 4)
+    stable = version_evidence(logs, 1, SINCE, NOW, scoring)
+    canary = version_evidence(logs, 2, SINCE, NOW, scoring)
+    assert stable.losses.n == 200  # "a" and 2.0 (class "2") score; None and "zzz" do not
+    first = logs[(logs["version"] == 1) & (logs["label"] == "a")]["proba_0"]
+    third = logs[(logs["version"] == 1) & (logs["label"] == 2.0)]["proba_2"]
+    expected = -np.log(np.concatenate([first, third])).mean()
+    assert math.isclose(stable.losses.mean, expected, rel_tol=1e-9)
+    assert [round(m.mean, 1) for m in canary.class_probabilities] == [0.2, 0.3, 0.5]
+    policy = CanaryPolicy(min_requests=10, min_samples=30)
+    shift = {c.name: c for c in decide_canary(stable, canary, policy).checks}["prediction_shift"]
+    assert "class 2 probability shift +5" in shift.detail and "of 3 classes" in shift.detail
+    assert shift.status == "unknown"  # labels are arriving: the log loss judges the shift
+    unlabelled = logs.drop(columns="label")
+    evidence = [version_evidence(unlabelled, v, SINCE, NOW, scoring) for v in (1, 2)]
+    verdict = decide_canary(*evidence, policy)
+    assert verdict.action == "rollback" and "class 2 probability shift" in verdict.reasons[0]
