@@ -92,16 +92,20 @@ class Answer:
         ]
 
 
+def predict_rows(model: object, rows: list[list], columns: list[str]) -> list[float]:
+    """A regressor's predictions for rows in `columns` order (named columns, as it was fitted)."""
+    return [float(value) for value in model.predict(pd.DataFrame(rows, columns=columns))]
+
+
 def answer_rows(
     model: object, rows: list[list], columns: list[str], classes: tuple[str, ...] | None = None
 ) -> Answer:
     """The model's answer for rows in `columns` order (named columns, as it was fitted); with
     `classes`, a classifier's: probabilities in that order and the most probable class."""
-    frame = pd.DataFrame(rows, columns=columns)
     if classes is None:
-        return Answer([float(value) for value in model.predict(frame)])
+        return Answer(predict_rows(model, rows, columns))
     from tasks.training.classification import probabilities
 
-    proba = probabilities(model, frame, classes)
+    proba = probabilities(model, pd.DataFrame(rows, columns=columns), classes)
     chosen = proba.argmax(axis=1) if len(proba) else np.empty(0, int)
     return Answer([float(i) for i in chosen], proba.tolist(), classes)

@@ -15,7 +15,6 @@ import threading
 import time
 from dataclasses import dataclass
 
-import pandas as pd
 from kserve import Model
 from kserve.errors import InferenceError, InvalidInput, ModelNotReady
 from kserve.protocol.infer_type import InferRequest, InferResponse
@@ -29,7 +28,7 @@ from tasks.decisions.routing import (
     judge_routing_change,
     without_canary_traffic,
 )
-from tasks.modelserver.answers import Answer, answer_rows
+from tasks.modelserver.answers import Answer, answer_rows, predict_rows
 from tasks.modelserver.client import LocalServingTarget
 from tasks.modelserver.inputs import (
     BadRequest,
@@ -71,6 +70,7 @@ class RoutingState(BaseModel):
 class LoadedVersion:
     manifest: Manifest
     model: object
+    classes: tuple[str, ...] | None = None  # a classifier's, checked against the contract's
 
 
 @dataclass(frozen=True)
@@ -79,11 +79,6 @@ class _Served:
 
     routing: Routing
     versions: dict[int, LoadedVersion]
-
-
-def predict_rows(model: object, rows: list[list], columns: list[str]) -> list[float]:
-    """A regressor's predictions for rows in `columns` order (named columns, as it was fitted)."""
-    return [float(value) for value in model.predict(pd.DataFrame(rows, columns=columns))]
 
 
 class RoutedModel(Model):
@@ -161,7 +156,7 @@ class RoutedModel(Model):
         self._features, self._specs = list(manifest.features), specs
         if self.log_writer is not None:
             self.log_writer.features = self._features
-        return LoadedVersion(manifest, model)
+        return LoadedVersion(manifest, model, classes)
 
     def _classes_of(self, manifest: Manifest) -> tuple[str, ...] | None:
         """A classifier's classes, which must be the served contract's (every version answers
@@ -247,8 +242,7 @@ class RoutedModel(Model):
         """The answer of `version`; a failing canary is taken out and stable answers."""
         rows, loaded = request.rows, served.versions[version]
         try:
-            classes = tuple(loaded.manifest.classes) if loaded.manifest.classes else None
-            answer = answer_rows(loaded.model, rows, self._features, classes)
+            answer = answer_rows(loaded.model, rows, self._features, loaded.classes)
             reason = answer.problem(len(rows))
         except Exception as error:
             answer, reason = Answer([]), f"raised {type(error).__name__}: {error}"
