@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import hashlib
+import math
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 ColumnType = Literal["float", "int", "category"]
 Task = Literal["regression", "classification"]
@@ -159,3 +163,16 @@ def _has_inner(item: dict, items: list[dict]) -> bool:
     """Whether another error lies inside `item`'s location (e.g. columns.0 inside columns)."""
     loc = item["loc"]
     return any(len(other["loc"]) > len(loc) and other["loc"][: len(loc)] == loc for other in items)
+
+
+def class_text(values: pd.Series) -> pd.Series:
+    """Class labels as the contract's text: whole numbers without ".0", missing stays missing."""
+
+    def text(value: object) -> object:
+        if value is None or (isinstance(value, float) and math.isnan(value)):
+            return None
+        if isinstance(value, float) and value.is_integer():
+            return str(int(value))
+        return str(value)
+
+    return values.map(text).astype(object)

@@ -23,7 +23,13 @@ import pandas as pd
 
 from tasks.data.contract import DataContract
 from tasks.decisions.drift import ColumnDrift, DriftPolicy, DriftVerdict, Role, judge_drift
-from tasks.drift.stats import DriftInputError, column_drift, plan_columns
+from tasks.drift.stats import (
+    DriftInputError,
+    column_drift,
+    comparable,
+    plan_columns,
+    target_kind,
+)
 
 if TYPE_CHECKING:
     from evidently.core.report import Snapshot
@@ -84,8 +90,8 @@ def evidently_report(
     from evidently.presets import DataDriftPreset
 
     plan, _ = plan_columns(reference, current, contract, policy)
-    ref = sample_rows(reference, policy.evidently_sample_rows, policy.seed)
-    cur = sample_rows(current, policy.evidently_sample_rows, policy.seed + 1)
+    ref = comparable(sample_rows(reference, policy.evidently_sample_rows, policy.seed), contract)
+    cur = comparable(sample_rows(current, policy.evidently_sample_rows, policy.seed + 1), contract)
     kinds = {
         name: kind
         for name, _, kind in plan
@@ -127,13 +133,17 @@ def columns_from_snapshot(
             role = "target"
         elif name not in contract.feature_names:
             role = "prediction"
-        kind = "categorical" if role == "feature" and not contract.column(name).is_numeric else None
+        kind = "numeric"
+        if role == "target":
+            kind = target_kind(contract)
+        elif role == "feature" and not contract.column(name).is_numeric:
+            kind = "categorical"
         score, threshold = float(metric["value"]), float(config["threshold"])
         results.append(
             ColumnDrift(
                 name=name,
                 role=role,
-                kind=kind or "numeric",
+                kind=kind,
                 method=config["method"],
                 status="judged",
                 score=score,

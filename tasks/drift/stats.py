@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 from scipy.spatial.distance import jensenshannon
 
-from tasks.data.contract import ColumnSpec, DataContract
+from tasks.data.contract import ColumnSpec, DataContract, class_text
 from tasks.decisions.drift import ColumnDrift, DriftPolicy, OffContract, Role, column_drifted
 
 Kind = Literal["numeric", "categorical"]
@@ -49,20 +49,33 @@ def plan_columns(
         (c.name, "feature", "numeric" if c.is_numeric else "categorical") for c in contract.columns
     ]
     absent: list[ColumnDrift] = []
-    outputs: list[tuple[str, Role]] = [
-        (contract.target.name, "target"),
-        (policy.prediction_column, "prediction"),
+    outputs: list[tuple[str, Role, Kind]] = [
+        (contract.target.name, "target", target_kind(contract)),
+        (policy.prediction_column, "prediction", "numeric"),
     ]
-    for name, role in outputs:
+    for name, role, kind in outputs:
         where = [side for side, f in (("reference", reference), ("current", current)) if name in f]
         if len(where) == 2:
-            plan.append((name, role, "numeric"))
+            plan.append((name, role, kind))
         elif where:
             missing_side = "current batch" if where == ["reference"] else "reference data"
-            absent.append(
-                _unjudged(name, role, "numeric", policy, "absent", f"not in {missing_side}")
-            )
+            absent.append(_unjudged(name, role, kind, policy, "absent", f"not in {missing_side}"))
     return plan, absent
+
+
+def target_kind(contract: DataContract) -> Kind:
+    """A classifier's target is compared as categories (its classes), a regressor's as numbers."""
+    return "categorical" if contract.task == "classification" else "numeric"
+
+
+def comparable(frame: pd.DataFrame, contract: DataContract) -> pd.DataFrame:
+    """`frame` with a classifier's target as the contract's class text, whatever it was read as:
+    a CSV's 0/1 target loads as integers, labels attached to the serving logs are text ("1"),
+    and unconverted the two would share no category (all drift, all off the contract)."""
+    name = contract.target.name
+    if contract.task != "classification" or name not in frame.columns:
+        return frame
+    return frame.assign(**{name: class_text(frame[name])})
 
 
 def column_drift(
@@ -70,6 +83,7 @@ def column_drift(
 ) -> list[ColumnDrift]:
     """The fast exact pass: one ColumnDrift per feature (and target / prediction when present)."""
     plan, absent = plan_columns(reference, current, contract, policy)
+    reference, current = comparable(reference, contract), comparable(current, contract)
     results = []
     for name, role, kind in plan:
         cur = current[name] if name in current.columns else pd.Series([], dtype=float)

@@ -22,6 +22,7 @@ from typing import Literal
 
 import pandas as pd
 
+from tasks.data.contract import class_text
 from tasks.s3 import ObjectStore
 
 META_COLUMNS = ["ts", "request_id", "row", "version", "latency_ms", "status"]
@@ -75,19 +76,6 @@ def attach_labels(
     key = f"{logs_prefix(model)}labels/{stamp}-{secrets.token_hex(4)}.parquet"
     store.put_bytes(key, to_parquet(frame))
     return key
-
-
-def class_text(values: pd.Series) -> pd.Series:
-    """Class labels as the contract's text: whole numbers without ".0", missing stays missing."""
-
-    def text(value: object) -> object:
-        if value is None or (isinstance(value, float) and math.isnan(value)):
-            return None
-        if isinstance(value, float) and value.is_integer():
-            return str(int(value))
-        return str(value)
-
-    return values.map(text).astype(object)
 
 
 def _written_at(key: str) -> str:

@@ -16,12 +16,12 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
+from tasks.data.contract import class_text
 from tasks.decisions.canary import VersionEvidence
 from tasks.decisions.canary_checks import LATENCY_BOUNDS_MS
 from tasks.decisions.sequential import Moments
 from tasks.modelserver.answers import PROBA_PREFIX, proba_column
 from tasks.modelserver.logs import (
-    class_text,
     label_file_keys,
     label_frame,
     latest_labels,
