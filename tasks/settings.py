@@ -8,7 +8,7 @@ import os
 from collections.abc import Mapping
 from contextvars import ContextVar
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 from urllib.parse import urlparse
 
 from pydantic import (
@@ -178,12 +178,12 @@ class Settings(BaseSettings):
         inherited = {"drift": {"seed": seed}} if seed is not None else {}
         configured = _MODEL_CONFIG.get() or {}  # the model's stored policies: under env, arguments
         for policy in {*inherited, *RUN_DEFAULTS, *configured}:
-            data[policy] = {
-                **inherited.get(policy, {}),
-                **RUN_DEFAULTS.get(policy, {}),
-                **configured.get(policy, {}),
-                **_as_dict(data.get(policy)),
-            }
+            data[policy] = _merged(
+                inherited.get(policy),
+                RUN_DEFAULTS.get(policy),
+                configured.get(policy),
+                data.get(policy),  # the environment and the run's arguments, merged already
+            )
         return data
 
     @classmethod
@@ -211,6 +211,19 @@ def _as_dict(value: Any) -> dict[str, Any]:
     if isinstance(value, BaseModel):
         return value.model_dump(exclude_unset=True)
     return dict(value or {})
+
+
+def _merged(*layers: Any) -> dict[str, Any]:
+    """Policy sections merged at every depth, a later layer winning leaf by leaf: a stored
+    `training: {search: {budget_s: 20}}` keeps its budget under MLOPS_TRAINING__SEARCH__CV."""
+    merged: dict[str, Any] = {}
+    for layer in layers:
+        for key, value in _as_dict(layer).items():
+            if isinstance(value, Mapping | BaseModel):
+                below = merged.get(key)
+                value = _merged(below if isinstance(below, Mapping) else None, value)
+            merged[key] = value
+    return merged
 
 
 class _LegacyEnvironment(PydanticBaseSettingsSource):
@@ -255,12 +268,33 @@ _POLICIES = {"gate": GatePolicy, "canary": CanaryPolicy, "drift": DriftPolicy,
 
 
 def known_variables() -> set[str]:
-    """Every MLOPS_* variable that sets something: fields, policy fields, legacy flat names."""
+    """Every MLOPS_* variable that sets something: fields, policy fields at every depth
+    (MLOPS_TRAINING__SEARCH__ENABLED; a nested section, as JSON, too), legacy flat names."""
     names = {f"MLOPS_{name.upper()}" for name in Settings.model_fields if name not in _POLICIES}
     names |= {f"MLOPS_{name.upper()}" for name in LEGACY_NAMES}
     for policy, model in _POLICIES.items():
-        names |= {f"MLOPS_{policy.upper()}__{field.upper()}" for field in model.model_fields}
+        names |= _field_paths(model, f"MLOPS_{policy.upper()}")
     return names
+
+
+def _field_paths(model: type[BaseModel], prefix: str) -> set[str]:
+    """`prefix`__FIELD for each of `model`'s fields, and the fields of its nested models below."""
+    paths = set()
+    for name, field in model.model_fields.items():
+        path = f"{prefix}__{name.upper()}"
+        paths.add(path)
+        nested = _nested_model(field.annotation)
+        if nested is not None and nested is not model:
+            paths |= _field_paths(nested, path)
+    return paths
+
+
+def _nested_model(annotation: Any) -> type[BaseModel] | None:
+    """The model a field holds (`Policy` or `Policy | None`), else None."""
+    for candidate in (annotation, *get_args(annotation)):
+        if isinstance(candidate, type) and issubclass(candidate, BaseModel):
+            return candidate
+    return None
 
 
 def unknown_variables(environ: Mapping[str, str]) -> dict[str, str | None]:
@@ -281,7 +315,13 @@ def get_settings(
     for variable, closest in unknown_variables(os.environ).items():
         hint = f"; did you mean {closest}?" if closest else ""
         LOG.warning("%s is not a setting and is ignored%s", variable, hint)
-    given = {key: value for key, value in overrides.items() if value is not None}
+    # A policy given as a model sets the fields it was given, as a dict does: merged with the
+    # environment leaf by leaf rather than replacing its whole section.
+    given = {
+        key: _as_dict(value) if isinstance(value, BaseModel) else value
+        for key, value in overrides.items()
+        if value is not None
+    }
     token = _MODEL_CONFIG.set({name: dict(section) for name, section in (config or {}).items()})
     try:
         settings = Settings(**given)

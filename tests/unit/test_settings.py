@@ -121,3 +121,50 @@ def test_the_retired_log_target_variable_is_refused_not_ignored(monkeypatch) -> 
     with pytest.raises(ValidationError) as raised:
         get_settings()
     assert [error["loc"] for error in raised.value.errors()] == [("training", "log_target")]
+
+
+def test_a_variable_of_a_nested_section_is_known_and_applied(monkeypatch, caplog) -> None:
+    """MLOPS_TRAINING__SEARCH__ENABLED sets training.search.enabled: no 'is not a setting'."""
+    from tasks.settings import unknown_variables
+
+    monkeypatch.setenv("MLOPS_TRAINING__SEARCH__ENABLED", "true")
+    monkeypatch.setenv("MLOPS_TRAINING__SEARCH__BUDGET_S", "5")
+    assert unknown_variables({"MLOPS_TRAINING__SEARCH__L2_REGULARIZATION": "[0.1, 1]"}) == {}
+    with caplog.at_level("WARNING", logger="tasks.settings"):
+        search = get_settings().training.search
+    assert (search.enabled, search.budget_s) == (True, 5.0)
+    assert "not a setting" not in caplog.text
+
+
+def test_a_misspelt_variable_of_a_nested_section_is_named_with_the_leaf_it_resembles(
+    monkeypatch, caplog
+) -> None:
+    from tasks.settings import unknown_variables
+
+    assert unknown_variables({"MLOPS_TRAINING__SEARCH__ENABLD": "true"}) == {
+        "MLOPS_TRAINING__SEARCH__ENABLD": "MLOPS_TRAINING__SEARCH__ENABLED"
+    }
+    monkeypatch.setenv("MLOPS_TRAINING__SEARCH__ENABLD", "true")
+    with caplog.at_level("WARNING", logger="tasks.settings"), pytest.raises(ValidationError):
+        get_settings()  # the search policy refuses the unknown field after the warning
+    assert "did you mean MLOPS_TRAINING__SEARCH__ENABLED?" in caplog.text
+
+
+def test_stored_config_environment_and_run_merge_leaf_by_leaf_at_depth_two(monkeypatch) -> None:
+    """Run overrides > environment > the model's stored config > policy defaults, per leaf:
+    each level sets its own leaves of training.search, and `cv`, set at all three, is the run's."""
+    from tasks.training.policy import SearchPolicy, TrainingPolicy
+
+    stored = {"training": {"max_iter": 50, "search": {"enabled": True, "budget_s": 20, "cv": 4}}}
+    monkeypatch.setenv("MLOPS_TRAINING__SEARCH__CANDIDATES", "8")
+    monkeypatch.setenv("MLOPS_TRAINING__SEARCH__CV", "5")
+    expected = SearchPolicy(enabled=True, budget_s=20, candidates=8, factor=4, cv=6)
+    run = get_settings(training={"search": {"factor": 4, "cv": 6}})
+    for settings in (
+        get_settings(config=stored, training={"search": {"factor": 4, "cv": 6}}),
+        run.reconfigured(stored),
+        get_settings(config=stored, training=TrainingPolicy(search=SearchPolicy(factor=4, cv=6))),
+    ):
+        assert settings.training.search == expected
+        assert settings.training.max_iter == 50  # a stored leaf beside the section stays too
+    assert get_settings(config=stored).training.search.cv == 5  # the environment over the store
