@@ -10,6 +10,7 @@ import threading
 import time
 import uuid
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import httpx
@@ -32,7 +33,9 @@ class Traffic:
     """A bounded background stream of V1 requests (loopback only), with labels attached by id."""
 
     def __init__(self, url: str, model: str, rows: pd.DataFrame, target: str, store: ObjectStore,
-                 batch: int = 4, label_every_s: float = 1.0, max_requests: int = 20_000) -> None:  # fmt: skip
+                 batch: int = 4, label_every_s: float = 1.0, max_requests: int = 20_000,
+                 classes: Sequence[str] | None = None) -> None:  # fmt: skip
+        """`classes`: a classifier's, its labels then attached as class text (else numbers)."""
         self.url, self.model, self.target, self.store = url.rstrip("/"), model, target, store
         self.rows, self.batch, self.label_every_s = (
             rows.reset_index(drop=True),
@@ -40,6 +43,7 @@ class Traffic:
             label_every_s,
         )
         self.max_requests = max_requests
+        self.classes = list(classes) if classes is not None else None
         self.report = TrafficReport()
         self._stop = threading.Event()
         self._pending: list[dict] = []
@@ -86,11 +90,12 @@ class Traffic:
             self.report.errors.append(f"{response.status_code}: {response.text[:200]}")
             return
         self.report.by_version[response.headers.get("x-model-version")] += 1
-        self._pending += [{"request_id": request_id, "row": i, "label": float(label)}
-                          for i, label in enumerate(chunk[self.target])]  # fmt: skip
+        labels = chunk[self.target] if self.classes else chunk[self.target].astype(float)
+        self._pending += [{"request_id": request_id, "row": i, "label": label}
+                          for i, label in enumerate(labels)]  # fmt: skip
 
     def _attach_labels(self) -> None:
         pending, self._pending = self._pending, []
         if pending:
-            attach_labels(self.store, self.model, pd.DataFrame(pending))
+            attach_labels(self.store, self.model, pd.DataFrame(pending), self.classes)
             self.report.labels_attached += len(pending)
