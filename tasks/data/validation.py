@@ -15,7 +15,7 @@ import pandas as pd
 import pandera.pandas as pa
 from pydantic import BaseModel, ConfigDict
 
-from tasks.data.contract import ColumnSpec, DataContract
+from tasks.data.contract import ColumnSpec, DataContract, class_text
 
 MAX_EXAMPLES = 5
 
@@ -183,7 +183,28 @@ def _dataset_violations(frame: pd.DataFrame, contract: DataContract) -> tuple[li
                 examples=_examples(values[unknown]),
             )
             (violations if share > rules.max_unknown_category_share else notes).append(finding)
-    return violations, notes
+    return violations + _label_violations(frame, contract), notes
+
+
+def _label_violations(frame: pd.DataFrame, contract: DataContract) -> list[Violation]:
+    """A classifier's labels outside its classes, none tolerated: a model trained on them would
+    answer a class the contract (and so the model server) does not have. Labels compare as the
+    contract's class text, so 1, 1.0 and "1" are the same class."""
+    name, classes = contract.target.name, contract.classes
+    if classes is None or name not in frame:
+        return []
+    labels = class_text(frame[name])
+    unknown = labels.notna() & ~labels.isin(classes)
+    if not unknown.any():
+        return []
+    return [
+        Violation(
+            rule=f"labels outside the classes {list(classes)}",
+            column=name,
+            count=int(unknown.sum()),
+            examples=_examples(frame[name][unknown]),
+        )
+    ]
 
 
 def validate_frame(frame: pd.DataFrame, contract: DataContract) -> ValidationReport:
@@ -214,4 +235,6 @@ def conform(frame: pd.DataFrame, contract: DataContract) -> pd.DataFrame:
     for spec in contract.columns:
         if not spec.is_numeric:
             coerced[spec.name] = coerced[spec.name].astype(str)
+    if contract.classes is not None:  # the classes as the contract spells them ("1", not "1.0")
+        coerced[contract.target.name] = class_text(coerced[contract.target.name])
     return coerced

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import roc_auc_score
 
-from tasks.data.contract import DataContract
+from tasks.data.contract import DataContract, class_text
 from tasks.decisions.gate import BehaviourCheck, Evaluation, SliceError
 from tasks.training.probes import behaviour_sample, edge_rows, shifted_category, slice_labels
 
@@ -56,7 +56,7 @@ def classification_metrics(
 
 
 def truth_of(frame: pd.DataFrame, contract: DataContract) -> np.ndarray:
-    return frame[contract.target.name].astype(str).to_numpy()
+    return class_text(frame[contract.target.name]).to_numpy()
 
 
 def prior_baseline(

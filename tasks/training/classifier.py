@@ -38,7 +38,7 @@ from sklearn.metrics import log_loss
 from sklearn.model_selection import StratifiedKFold
 from sklearn.pipeline import Pipeline
 
-from tasks.data.contract import DataContract
+from tasks.data.contract import DataContract, class_text
 
 ISOTONIC_MIN_ROWS = 1000
 CALIBRATION_FOLDS = 5
@@ -78,12 +78,19 @@ def class_labels(frame: pd.DataFrame, contract: DataContract) -> np.ndarray:
     missing = int(frame[target].isna().sum())
     if missing:
         raise ClassLabelError(f"target column {target!r} has {missing} rows without a class")
-    labels = frame[target].astype(str).to_numpy()
-    unknown = sorted(set(labels) - set(contract.classes or ()))
+    labels = class_text(frame[target]).to_numpy()
+    classes = list(contract.classes or ())
+    unknown = sorted(set(labels) - set(classes))
     if unknown:
         raise ClassLabelError(
             f"target column {target!r} holds {unknown[:5]}, not among the contract's classes"
-            f" {list(contract.classes or ())}"
+            f" {classes}"
+        )
+    absent = [label for label in classes if label not in set(labels)]
+    if absent:  # the model could never answer them, and the model server would refuse it
+        raise ClassLabelError(
+            f"class(es) {absent} of the contract have no training rows in {target!r}: a model"
+            " trained without them cannot answer them (more data, or a contract without them)"
         )
     return labels
 

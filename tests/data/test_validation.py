@@ -112,3 +112,20 @@ def test_any_regression_data_set_with_its_own_contract() -> None:
     assert rules(validate_frame(frame, contract)) == {
         ("temperature_c", "outside the range (-40.0, 50.0)"): int((temperatures > 50).sum()),
     }
+
+
+def test_a_classifier_s_labels_outside_its_classes_are_refused_even_one() -> None:
+    """Unknown feature categories are tolerated up to a share; an unknown label never is (the
+    model would learn a class the server does not have). 1.0 and "1" are the class "1"."""
+    from sklearn.datasets import load_wine
+
+    from tasks.data.inference import infer_config
+
+    frame = load_wine(as_frame=True).frame
+    contract = infer_config(frame, "target", "wine")[0].contract
+    assert validate_frame(frame.assign(target=frame["target"].astype(float)), contract).passed
+    stray = frame.assign(target=frame["target"].astype(object))
+    stray.loc[stray.index[:1], "target"] = "7"
+    (violation,) = validate_frame(stray, contract).violations
+    assert violation.rule == "labels outside the classes ['0', '1', '2']"
+    assert (violation.column, violation.count, violation.examples) == ("target", 1, ["'7'"])

@@ -182,6 +182,20 @@ def test_a_training_label_outside_the_contract_or_a_log_transform_is_refused(win
         train_model(frame, contract, SEED, {"target_transform": "log"})
 
 
+def test_numeric_labels_train_as_the_contract_s_classes_and_a_missing_class_is_refused() -> None:
+    """Wine's classes 0/1/2 as a CSV may hold them (1.0 once a value was missing upstream): the
+    model answers "1", not "1.0", so the server, which checks classes, can load it; a class with
+    no training row is refused by name rather than registered as a model that cannot answer it."""
+    frame = load_wine(as_frame=True).frame
+    contract = infer_config(frame, "target", "wine")[0].contract
+    assert contract.classes == ("0", "1", "2")
+    as_floats = frame.assign(target=frame["target"].astype(float))
+    trained = train_model(as_floats, contract, SEED, {"max_iter": 20})
+    assert list(trained.model.classes_) == ["0", "1", "2"]
+    with pytest.raises(ClassLabelError, match=r"class\(es\) \['2'\] of the contract have no"):
+        train_model(frame[frame["target"] != 2], contract, SEED, {"max_iter": 20})
+
+
 @pytest.mark.parametrize(
     ("counts", "expected"),
     [({"a": 600, "b": 400}, ("isotonic", 5)), ({"a": 600, "b": 399}, ("sigmoid", 5)),
