@@ -57,3 +57,31 @@ def test_within_contract_refuses_each_kind_of_bad_row(contract, column, value) -
     frame[column] = frame[column].astype(object)
     frame.loc[3, column] = value
     assert within_contract(frame, contract).tolist() == [i != 3 for i in range(10)]
+
+
+def test_a_classifier_s_logged_text_labels_and_integer_reference_train_as_one_set_of_classes() -> (
+    None
+):
+    """Wine: the logs hold labels as class text ("0"), its CSV reference the integers; a label
+    outside the classes is dropped as outside the contract, and the set trains a model that
+    answers exactly the contract's classes."""
+    from sklearn.datasets import load_wine
+
+    from tasks.data.inference import infer_config
+    from tasks.data.validation import conform, validate_frame
+    from tasks.registry.datasets import without_provenance
+    from tasks.training.model import train_model
+
+    reference = load_wine(as_frame=True).frame
+    contract = infer_config(reference, "target", "wine")[0].contract
+    logs = reference[contract.feature_names].copy()
+    logs["label"] = reference["target"].map(str).astype(object)
+    logs.loc[logs.index[:3], "label"] = "9"
+    logs = logs.assign(request_id=[f"r{i}" for i in range(len(logs))], row=0, status="ok")
+    policy = TrainingSetPolicy(min_labelled_rows=100, max_reference_share=0.2)
+    found = build_training_set(logs, contract, policy, reference, seed=1)
+    assert found.outside_contract == 3 and found.reference_rows == 43  # 175 traffic rows: 80%
+    frame = without_provenance(found.frame)  # as retrain validates it
+    assert validate_frame(frame, contract).passed
+    trained = train_model(conform(frame, contract), contract, 1, {"max_iter": 20})
+    assert list(trained.model.classes_) == ["0", "1", "2"]
