@@ -114,7 +114,12 @@ class Settings(BaseSettings):
     canary_percent: int = Field(10, ge=1, le=50, description="share of traffic a new canary gets")
     canary_poll_s: float = Field(1.0, gt=0, le=60, description="seconds between canary looks")
     kserve_namespace: str = Field("mlops", description="namespace of the InferenceService")
-    kserve_service: str = Field("house-price", description="InferenceService name")
+    kserve_service: str | None = Field(
+        None,
+        pattern=r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$",
+        description="InferenceService name; default: the model's name, so each model has its own "
+        "(one name set for every flow run would point every model at one service)",
+    )
     image: str | None = Field(
         None,
         description="the project's image, pinned to the tag or digest CI built: flow runs, the "
@@ -124,6 +129,11 @@ class Settings(BaseSettings):
     kube_context: str | None = Field(None, description="kubeconfig context outside a cluster")
 
     _overrides: dict[str, Any] = PrivateAttr(default_factory=dict)  # what get_settings was given
+
+    @property
+    def inference_service(self) -> str:
+        """The model's InferenceService: `kserve_service` when set, else the model's name."""
+        return self.kserve_service or self.model_name
 
     def reconfigured(self, config: Mapping[str, Mapping[str, Any]]) -> Settings:
         """These settings rebuilt with a model's stored policy sections under them: the

@@ -1,7 +1,10 @@
 """`LocalServingTarget`: the ServingTarget protocol for the local model server, over its admin API.
 
-Every method is one HTTP call to `/mlops/v1/routing` on 127.0.0.1; the server loads and probes a
-new version before switching, so a refused version never gets traffic and stable keeps serving.
+Every change is two HTTP calls to `/mlops/v1/routing` on 127.0.0.1: a read that checks the server
+serves this model (a version number means nothing on another model's server: v3 of "diabetes"
+sent to the house-price server would switch it to house-price v3), then the change; the server
+loads and probes a new version before switching, so a refused version never gets traffic and
+stable keeps serving.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ class LocalServingTarget:
     # -- the protocol ------------------------------------------------------------------------
     def deploy_stable(self, manifest: Manifest) -> ServingState:
         self._check(manifest)
+        self._routing()  # this model's server?
         return self._put(Routing(stable_version=manifest.version))
 
     def start_canary(self, manifest: Manifest, percent: int) -> ServingState:
@@ -55,7 +59,7 @@ class LocalServingTarget:
         return self._put(Routing(stable_version=self._routing().stable_version))
 
     def state(self) -> ServingState:
-        return _serving_state(self._request("GET", "/mlops/v1/routing"))
+        return _serving_state(self._served())
 
     # -- helpers -----------------------------------------------------------------------------
     def _check(self, manifest: Manifest) -> None:
@@ -64,8 +68,19 @@ class LocalServingTarget:
                 f"manifest is for {manifest.name!r}; this server serves {self.model_name!r}"
             )
 
+    def _served(self) -> dict:
+        """The server's routing state, once it is known to serve this model."""
+        payload = self._request("GET", "/mlops/v1/routing")
+        if payload.get("model_name") != self.model_name:
+            raise ServingTargetError(
+                f"the model server at {self.url} serves {payload.get('model_name')!r}, not"
+                f" {self.model_name!r}: nothing changed. Start one for it (`mlops serve --name"
+                f" {self.model_name} --port N`) and set MLOPS_SERVING_URL to its address"
+            )
+        return payload
+
     def _routing(self) -> Routing:
-        return Routing.model_validate(self._request("GET", "/mlops/v1/routing")["routing"])
+        return Routing.model_validate(self._served()["routing"])
 
     def _put(self, routing: Routing) -> ServingState:
         return _serving_state(self._request("PUT", "/mlops/v1/routing", routing.model_dump()))

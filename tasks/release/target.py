@@ -63,4 +63,4 @@ def open_target(settings: Settings) -> ServingTarget:
         runtime_sklearn_version=sklearn.__version__,
     )
     api = connect(settings.kube_context)
-    return KubernetesServingTarget(api, settings.kserve_namespace, settings.kserve_service, spec)
+    return KubernetesServingTarget(api, settings.kserve_namespace, settings.inference_service, spec)

@@ -30,6 +30,7 @@ from infra.model_server import start_model_server
 from infra.traffic import Traffic
 from tasks.data.loading import data_digest
 from tasks.decisions.routing import ServeOptions
+from tasks.modelserver.client import LocalServingTarget, ServingTargetError
 from tasks.modelserver.logs import read_serving_logs
 from tasks.registry.configs import read_config
 from tasks.registry.versions import ModelRegistry, open_registry
@@ -153,5 +154,11 @@ def test_a_classifier_is_served_canaried_rolled_back_and_drift_checked_on_the_st
         assert record.canary.loss_name == "log loss" and record.canary.losses.n > 0
         assert record.canary.losses.mean > 1.5 * record.stable.losses.mean
         assert registry.alias("champion") == 2 and registry.alias("canary") is None
+
+        # Another model's flows pointed at this server: refused before any change, since its
+        # version numbers would name this model's versions.
+        with pytest.raises(ServingTargetError, match=f"serves '{name}', not 'house-price'"):
+            LocalServingTarget(server.url, "house-price").rollback_canary()
+        assert LocalServingTarget(server.url, name).state().stable_version == 2
     finally:
         server.stop()

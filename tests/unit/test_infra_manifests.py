@@ -85,7 +85,7 @@ EXAMPLE_IMAGE = "ghcr.io/selfheal-mlops/selfheal-mlops:example"  # the deploy fl
 def rendered_serving_yaml() -> str:
     """ServiceAccount, ConfigMap, S3 Secret template and InferenceService for house-price v1."""
     settings = get_settings()
-    ref = ObjectRef(namespace=NAMESPACE, name=settings.kserve_service)
+    ref = ObjectRef(namespace=NAMESPACE, name=settings.inference_service)
     spec = ServingSpec(
         model_name=settings.model_name, image=EXAMPLE_IMAGE, runtime_sklearn_version="1.7"
     )
@@ -455,7 +455,7 @@ def test_flow_settings_are_valid_mlops_settings_for_kubernetes() -> None:
     port = next(p["port"] for p in one("Service", "minio")["spec"]["ports"] if p["name"] == "s3")
     assert settings.s3_endpoint == f"http://minio.{NAMESPACE}.svc.cluster.local:{port}"
     (isvc,) = objects("InferenceService")
-    assert settings.kserve_service == isvc["metadata"]["name"]
+    assert settings.inference_service == isvc["metadata"]["name"]
 
 
 # -- MinIO policies -----------------------------------------------------------------------------

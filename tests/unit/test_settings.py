@@ -168,3 +168,14 @@ def test_stored_config_environment_and_run_merge_leaf_by_leaf_at_depth_two(monke
         assert settings.training.search == expected
         assert settings.training.max_iter == 50  # a stored leaf beside the section stays too
     assert get_settings(config=stored).training.search.cv == 5  # the environment over the store
+
+
+def test_each_model_has_its_own_inference_service_unless_one_is_named() -> None:
+    """A second model's flow runs drive an InferenceService of its own name: one name set for
+    every run (the ConfigMap once did) would deploy "diabetes" over "house-price"."""
+    assert get_settings().inference_service == "house-price"
+    assert get_settings(model_name="diabetes").inference_service == "diabetes"
+    named = get_settings(model_name="diabetes", kserve_service="sugar-v2")
+    assert named.inference_service == "sugar-v2"
+    with pytest.raises(ValidationError, match="kserve_service"):
+        get_settings(kserve_service="Not_A_DNS_Name")
