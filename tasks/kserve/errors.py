@@ -38,6 +38,10 @@ class NoCanaryInProgress(KServeError): ...
 class CanaryInProgress(KServeError): ...
 
 
+class AnotherModelsService(KServeError):
+    """The InferenceService serves another model: its version numbers are not this model's."""
+
+
 class RuntimeMismatch(KServeError):
     """The sklearn runtime cannot load this model's scikit-learn version."""
 

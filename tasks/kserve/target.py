@@ -22,6 +22,7 @@ from kubernetes.client.exceptions import ApiException
 from tasks.decisions.rollout import ServingState
 from tasks.decisions.runtime import check_sklearn_runtime
 from tasks.kserve.errors import (
+    AnotherModelsService,
     CanaryInProgress,
     InferenceServiceNotFound,
     KubernetesUnreachable,
@@ -31,6 +32,7 @@ from tasks.kserve.errors import (
     api_error,
 )
 from tasks.kserve.manifests import (
+    LABEL_MODEL,
     Obj,
     ObjectRef,
     ServingSpec,
@@ -149,12 +151,22 @@ class KubernetesServingTarget:
             time.sleep(self.poll_s)
 
     def _get(self, missing_ok: bool = False) -> Any:
+        """The InferenceService, once it is known to serve this model (every change reads it
+        first, so none lands on another model's service)."""
         try:
-            return self._call("read", self.api.get_namespaced_custom_object, name=self.ref.name)
+            current = self._call("read", self.api.get_namespaced_custom_object, name=self.ref.name)
         except InferenceServiceNotFound:
             if missing_ok:
                 return None
             raise
+        model = current.get("metadata", {}).get("labels", {}).get(LABEL_MODEL)
+        if model != self.spec.model_name:
+            raise AnotherModelsService(
+                f"InferenceService {self.ref.namespace}/{self.ref.name} serves {model!r}, not"
+                f" {self.spec.model_name!r}: nothing changed (is MLOPS_KSERVE_SERVICE set for"
+                " every model? unset, each model's service is named after it)"
+            )
+        return current
 
     def _patch(self, patch: Obj, current: Obj) -> Obj:
         """Merge patch, valid only against the resourceVersion the decision was made on."""

@@ -24,6 +24,7 @@ import yaml
 from kubernetes.client import ApiClient, Configuration, CustomObjectsApi
 
 from tasks.kserve.errors import (
+    AnotherModelsService,
     CanaryInProgress,
     InferenceServiceConflict,
     InferenceServiceInvalid,
@@ -316,3 +317,21 @@ def test_why_merge_patch_not_apply_for_promotion(cluster) -> None:
         {"spec": {"predictor": {"canaryTrafficPercent": None}}},
     )
     assert "canaryTrafficPercent" not in predictor(standin)
+
+
+def test_another_model_s_service_is_never_changed(cluster) -> None:
+    """A second model's flows pointed at house-price's InferenceService (one MLOPS_KSERVE_SERVICE
+    for every run) are refused on the first read: its versions are not this model's."""
+    standin, api, _ = cluster
+    target(api).deploy_stable(manifest(1))
+    writes = len(standin.writes())
+    other = SPEC.model_copy(update={"model_name": "diabetes"})
+    diabetes = manifest(3).model_copy(
+        update={"name": "diabetes", "storage_uri": "s3://mlops/models/diabetes/v3/"}
+    )
+    for act in (lambda t: t.deploy_stable(diabetes), lambda t: t.rollback_canary(),
+                lambda t: t.start_canary(diabetes, 10)):  # fmt: skip
+        with pytest.raises(AnotherModelsService, match="serves 'house-price', not 'diabetes'"):
+            act(target(api, other))
+    assert len(standin.writes()) == writes
+    assert target(api).state().stable_version == 1
