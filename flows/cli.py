@@ -49,6 +49,7 @@ def stack_up(_: argparse.Namespace) -> int:
             "MLOPS_S3_SECRET_KEY",
             "MLOPS_MANIFEST_KEY",  # commands in another shell verify signatures with it
             "MLOPS_SERVING_URL",
+            "MLOPS_SERVING_RECORDS",  # further models' servers (`mlops serve`)
             "PREFECT_API_URL",
         )
         record = {"pid": os.getpid(), "env": {k: os.environ[k] for k in keys if k in os.environ}}

@@ -42,15 +42,17 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
 
 
 def serving_record(name: str) -> Path:
-    return SERVING_DIR / f"{name}.json"
+    """Where `mlops serve` records the address of `name`'s server: MLOPS_SERVING_RECORDS (the
+    running stack sets it, and its worker's flow runs read it), else .runtime/serving."""
+    return Path(os.environ.get("MLOPS_SERVING_RECORDS") or SERVING_DIR) / f"{name}.json"
 
 
 def serve_model(name: str, port: int) -> int:
     """A model server for `name` on 127.0.0.1:`port`, in the foreground, recorded for `train`."""
     from infra.model_server_main import main as serve_main
 
-    SERVING_DIR.mkdir(parents=True, exist_ok=True)
     record = serving_record(name)
+    record.parent.mkdir(parents=True, exist_ok=True)
     record.write_text(json.dumps({"pid": os.getpid(), "url": f"http://127.0.0.1:{port}"}))
     try:
         return serve_main(["--model-name", name, "--port", str(port)])

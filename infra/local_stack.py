@@ -92,6 +92,11 @@ def local_stack(
             stack.callback(server.stop)
             stack.enter_context(environment({"MLOPS_SERVING_URL": server.url}))
             serving_url, logs["model server"] = server.url, server.log_path
+        if not os.environ.get("MLOPS_SERVING_RECORDS"):
+            # Where `mlops serve` records each further model's server: the worker's flow runs
+            # (deploy, canary analysis, guard, rollback of any model) find its own server there.
+            records = {"MLOPS_SERVING_RECORDS": str(runtime_dir / "serving")}
+            stack.enter_context(environment(records))
         if worker:
             from deployments.setup import LOCAL_POOL, setup
 

@@ -111,6 +111,11 @@ class Settings(BaseSettings):
     serving_url: str = Field(
         "http://127.0.0.1:8080", description="the local model server (its admin API included)"
     )
+    serving_records: Path | None = Field(
+        None,
+        description="folder of local model servers' address records (<model>.json, written by "
+        "`mlops serve`): a model with one is driven at its own server, any other at serving_url",
+    )
     canary_percent: int = Field(10, ge=1, le=50, description="share of traffic a new canary gets")
     canary_poll_s: float = Field(1.0, gt=0, le=60, description="seconds between canary looks")
     kserve_namespace: str = Field("mlops", description="namespace of the InferenceService")

@@ -6,6 +6,7 @@ InferenceServices on Kubernetes. The flows pick one by `Settings.serving_target`
 
 from __future__ import annotations
 
+import json
 from typing import Protocol
 
 from tasks.decisions.rollout import ServingState
@@ -44,7 +45,7 @@ def open_target(settings: Settings) -> ServingTarget:
     if settings.serving_target == "local":
         from tasks.modelserver.client import LocalServingTarget
 
-        return LocalServingTarget(settings.serving_url, settings.model_name)
+        return LocalServingTarget(local_server_url(settings), settings.model_name)
     import sklearn
 
     from tasks.images import IMAGE_VARIABLE
@@ -64,3 +65,18 @@ def open_target(settings: Settings) -> ServingTarget:
     )
     api = connect(settings.kube_context)
     return KubernetesServingTarget(api, settings.kserve_namespace, settings.inference_service, spec)
+
+
+def local_server_url(settings: Settings) -> str:
+    """The model's own local server (its record in `serving_records`, written by `mlops serve`),
+    else `serving_url`: one stack serves several models, each from a server of its own, and a
+    flow run of any of them (a worker's, triggered by an event) finds the right one."""
+    if settings.serving_records is not None:
+        record = settings.serving_records / f"{settings.model_name}.json"
+        try:
+            return str(json.loads(record.read_text())["url"])
+        except FileNotFoundError:
+            pass
+        except (OSError, ValueError, KeyError, TypeError) as error:
+            raise ValueError(f"the serving record {record} is unreadable: {error}") from error
+    return settings.serving_url
