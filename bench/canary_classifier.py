@@ -21,7 +21,7 @@ latency), latency lognormal (median 20 ms, Ïƒ 0.5) in both arms. A fraction f âˆ
 answered rows gets its label `--label-delay` (60) s after the request.
 
 Verdict: the real tasks.decisions.canary.decide_canary on real VersionEvidence (validated), one
-per version, with the fields tasks/release/window.version_evidence fills for a classifier:
+per version, with the fields `version_evidence` (tasks/release/window.py) fills for a classifier:
 request and error counts, the latency histogram, the moments of each watched probability (binary:
 proba_1; three classes: every proba_i, also in class_probabilities), the moments of the log loss
 of the labelled rows that have arrived, loss_name "log loss". It is called at EVERY look, one per
