@@ -195,3 +195,24 @@ def test_live_failover_is_announced_and_a_second_rollback_leaves_the_champion(
     assert (
         LocalServingTarget(server.url, flow_env.model_name).state().stable_version == served["v1"]
     )
+
+
+def test_one_analysis_per_model_watches_its_canary(
+    served: dict, flow_env: Settings, monkeypatch
+) -> None:
+    """The deployment's concurrency slots are shared by every model, so a model's analyses are
+    kept apart by a lease of its own: a second one stands down ("Skipped") while the first
+    holds it, and, the first done, the next one watches."""
+    import flows.canary_analysis as analysis
+
+    registry = served["registry"]
+    deploy(version=served["v1"], reason="first")
+    deploy(version=served["v2"], percent=30, reason="canary")
+    monkeypatch.setattr(analysis, "SOLE_ANALYSIS_WAIT_S", 0.5)
+    with registry.lock("canary-analysis"):  # another run of it, watching
+        state = canary_analysis(max_wait_s=60, return_state=True)
+    assert state.name == "Skipped" and "another canary analysis" in state.message
+    assert registry.alias("canary") == served["v2"]  # left to the one watching
+    record = canary_analysis(max_wait_s=3)  # nobody watches now: this one decides
+    assert record is not None and record.verdict.action == "rollback"  # no traffic in 3 s
+    assert registry.alias("canary") is None
