@@ -14,7 +14,7 @@ from tasks.drift.stages import (
     publish_drift,
     store_reports,
 )
-from tasks.registry.versions import open_registry
+from tasks.registry.versions import model_names, open_registry
 from tasks.runs import run_name
 from tasks.settings import get_settings
 from tasks.training.stages import model_setup
@@ -40,6 +40,34 @@ def drift_check(
     publish_drift(report, report_url, settings.model_name)
     announce_drift(report, champion, data, report_url)
     return report.verdict
+
+
+class DriftChecksFailed(RuntimeError):
+    """A model's daily drift check failed; the others were still checked."""
+
+
+@flow(name="drift-check", flow_run_name="drift-daily: every model with a champion")
+def drift_daily(window_hours: float = 24.0) -> dict[str, str]:
+    """The daily check: every model in the registry with a champion gets its own drift check of
+    its serving logs over the window (a subflow run each, announcing its own drift). One model's
+    failure does not skip the others; it fails this run once all were checked."""
+    settings = get_settings()
+    store = open_registry(settings, create_bucket=True).store
+    statuses, failed = {}, {}
+    for name in model_names(store):
+        if open_registry(get_settings(model_name=name), store).alias("champion") is None:
+            continue  # nothing served yet: nothing to compare
+        try:
+            verdict = drift_check(window_hours=window_hours, model_name=name)
+            statuses[name] = verdict.status
+        except Exception as error:  # one model's bad day must not hide the others'
+            failed[name] = f"{type(error).__name__}: {error}"
+    if failed:
+        problems = "; ".join(f"{name}: {problem}" for name, problem in failed.items())
+        raise DriftChecksFailed(
+            f"{len(failed)} of {len(failed) + len(statuses)} failed: {problems}"
+        )
+    return statuses
 
 
 if __name__ == "__main__":

@@ -304,6 +304,15 @@ class ModelRegistry:
         return manifest, joblib.load(io.BytesIO(payload))
 
 
+def model_names(store: ObjectStore) -> list[str]:
+    """Every model the registry holds (a folder under models/), by name."""
+    return sorted(
+        key.removeprefix("models/").rstrip("/")
+        for key in store.list_keys("models/", recursive=False)
+        if key.endswith("/")
+    )
+
+
 def open_registry(
     settings: Settings, store: ObjectStore | None = None, *, create_bucket: bool = False
 ) -> ModelRegistry:

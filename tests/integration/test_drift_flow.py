@@ -17,7 +17,7 @@ import pytest
 from prefect import get_client
 from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
 
-from flows.drift import drift_check
+from flows.drift import DriftChecksFailed, drift_check, drift_daily
 from flows.retrain import retrain
 from infra.local_s3 import S3Server
 from infra.model_server import ModelServer, start_model_server
@@ -30,7 +30,7 @@ from tasks.drift.stages import ReferenceMissing
 from tasks.modelserver.logs import attach_labels
 from tasks.registry.versions import DataSummary, ModelRegistry, VersionNotFound
 from tasks.s3 import connect
-from tasks.settings import Settings
+from tasks.settings import Settings, get_settings
 from tests.support.keys import TEST_KEY
 from tests.support.models import HouseModels
 from tests.support.specs import spec_for
@@ -99,6 +99,31 @@ def test_missing_reference_is_a_clear_error(flow_env: Settings, champion) -> Non
 def test_no_champion_is_a_clear_error(flow_env: Settings) -> None:
     with pytest.raises(VersionNotFound, match="has no champion"):
         drift_check(data="s3://mlops/none.csv")
+
+
+def test_the_daily_check_covers_every_model_with_a_champion(
+    flow_env: Settings, monkeypatch
+) -> None:
+    """drift-daily (the scheduled deployment) checks each model of the registry that has a
+    champion, each in its own drift check; a model without one is skipped, and one model's
+    failure fails the run only after the others were checked. A bucket of its own: the
+    session's holds every other test's models."""
+    monkeypatch.setenv("MLOPS_BUCKET", f"daily-{uuid.uuid4().hex[:10]}")
+    suffix = flow_env.model_name[-8:]
+    names = [f"a-{suffix}", f"b-{suffix}", f"c-{suffix}"]
+    registries = {}
+    for seed, name in enumerate(names):
+        data = publish_csv(get_settings(), name, generate_house_prices(600, seed=40 + seed))
+        manifest = retrain(data=data, model_name=name, reason="daily")
+        registries[name] = ModelRegistry(connect(get_settings()), name, TEST_KEY)
+        if name != names[2]:  # c has a version but no champion: nothing served to check
+            registries[name].set_alias("champion", manifest.version, "test")
+    assert drift_daily(window_hours=1) == {names[0]: "insufficient_data",
+                                           names[1]: "insufficient_data"}  # fmt: skip
+    source = registries[names[0]].manifest(1).data.source
+    registries[names[0]].store.delete(source.removeprefix(f"s3://{get_settings().bucket}/"))
+    with pytest.raises(DriftChecksFailed, match=f"1 of 2 failed: {names[0]}: ReferenceMissing"):
+        drift_daily(window_hours=1)
 
 
 @dataclass
