@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import json
 import logging
 import os
 from collections.abc import Mapping
@@ -310,6 +311,33 @@ def _nested_model(annotation: Any) -> type[BaseModel] | None:
         if isinstance(candidate, type) and issubclass(candidate, BaseModel):
             return candidate
     return None
+
+
+def policy_reference() -> str:
+    """Every policy key as a Markdown table (README "Every policy key"): its path in a model's
+    configuration file, its variable, its default and description, read from the policies."""
+    rows = ["| key | variable | default | meaning |", "|---|---|---|---|"]
+    for policy, model in _POLICIES.items():
+        rows += _reference_rows(model, policy, RUN_DEFAULTS.get(policy, {}))
+    return "\n".join(rows) + "\n"
+
+
+def _reference_rows(model: type[BaseModel], path: str, run_defaults: Mapping[str, Any]) -> list:
+    rows = []
+    for name, field in model.model_fields.items():
+        key = f"{path}.{name}"
+        nested = _nested_model(field.annotation)
+        if nested is not None and nested is not model:
+            rows += _reference_rows(nested, key, {})
+            continue
+        default = field.get_default(call_default_factory=True)
+        shown = f"`{json.dumps(default, default=str)}`"
+        if name in run_defaults:
+            shown += f" (a flow run's: `{json.dumps(run_defaults[name])}`)"
+        variable = "MLOPS_" + key.upper().replace(".", "__")
+        meaning = (field.description or "").replace("|", "\\|")
+        rows.append(f"| `{key}` | `{variable}` | {shown} | {meaning} |")
+    return rows
 
 
 def unknown_variables(environ: Mapping[str, str]) -> dict[str, str | None]:

@@ -179,3 +179,17 @@ def test_each_model_has_its_own_inference_service_unless_one_is_named() -> None:
     assert named.inference_service == "sugar-v2"
     with pytest.raises(ValidationError, match="kserve_service"):
         get_settings(kserve_service="Not_A_DNS_Name")
+
+
+def test_the_readme_lists_every_policy_key_as_the_policies_declare_it() -> None:
+    """The README's table of policy keys is generated from the policies: a field added, renamed
+    or given another default shows up here until the table is regenerated."""
+    from pathlib import Path
+
+    from tasks.settings import known_variables, policy_reference
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    table = readme.split("<!-- policy-keys:start -->\n")[1].split("<!-- policy-keys:end -->")[0]
+    assert table == policy_reference(), "regenerate it: tasks.settings.policy_reference()"
+    listed = {line.split("`")[3] for line in table.splitlines()[2:]}
+    assert "MLOPS_TRAINING__SEARCH__BUDGET_S" in listed and listed <= known_variables()
