@@ -119,7 +119,7 @@ def test_every_deployment_lands_on_the_kubernetes_pool_with_the_image(empty_serv
         ], name
     (schedule,) = deployments["drift-daily"].schedules
     assert (schedule.schedule.cron, schedule.schedule.timezone) == ("0 6 * * *", "Europe/Berlin")
-    assert deployments["retrain"].concurrency_options.collision_strategy.value == "CANCEL_NEW"
+    assert deployments["retrain"].concurrency_options.collision_strategy.value == "ENQUEUE"
 
     by_name = {a.name: a for a in automations}
     assert set(Counter(a.name for a in automations).values()) == {1}, "a duplicate"

@@ -43,7 +43,7 @@ def test_prefect_yaml_reads_into_every_deployment() -> None:
     specs = read_specs()
     assert [spec.name for spec in specs] == [d["name"] for d in raw]
     by_name = {spec.name: spec for spec in specs}
-    assert by_name["retrain"].concurrency_limit.collision_strategy == "CANCEL_NEW"
+    assert by_name["retrain"].concurrency_limit.collision_strategy == "ENQUEUE"
     assert by_name["drift-daily"].schedules[0].cron == "0 6 * * *"
     assert len(by_name["retrain"].triggers) == 1
 
