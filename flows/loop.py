@@ -7,7 +7,9 @@ It starts a real S3 server, a Prefect server (SQLite, with the UI), the KServe m
 a process worker, registers every deployment and automation, then plays the scenario: CI checks →
 v1 trained and served → users send traffic, the truth arrives later → a corrupt batch refused →
 the market moves, the daily drift check (run now) fires → retrain → v2 canary → promoted → a
-worse v3 slips past the gate → canary → rolled back automatically.
+worse v3 slips past the gate → canary → rolled back automatically → a late-labelled worse v4
+is put back by the guard → a user's CSV (diabetes) configured and gated → a classifier (breast
+cancer) configured, trained and served from its own model server by the same automations.
 """
 
 from __future__ import annotations
@@ -76,7 +78,10 @@ def main(argv: list[str] | None = None) -> int:
                 f"  model       {stack.serving_url}/v1/models/<name>:predict",
                 flush=True,
             )
-            scenario = Scenario(World.from_environment(stack.serving_url, arguments.rows))
+            world = World.from_environment(
+                stack.serving_url, arguments.rows, stack.add_model_server
+            )
+            scenario = Scenario(world)
             try:
                 play(scenario)
                 ok = True

@@ -20,7 +20,7 @@ import os
 import time
 from pathlib import Path
 
-from infra.local_stack import RUNTIME_DIR
+from infra.local_stack import RUNTIME_DIR, write_serving_record
 
 SERVING_DIR = RUNTIME_DIR / "serving"
 
@@ -52,8 +52,7 @@ def serve_model(name: str, port: int) -> int:
     from infra.model_server_main import main as serve_main
 
     record = serving_record(name)
-    record.parent.mkdir(parents=True, exist_ok=True)
-    record.write_text(json.dumps({"pid": os.getpid(), "url": f"http://127.0.0.1:{port}"}))
+    write_serving_record(record, os.getpid(), f"http://127.0.0.1:{port}")
     try:
         return serve_main(["--model-name", name, "--port", str(port)])
     finally:

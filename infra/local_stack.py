@@ -6,19 +6,20 @@ module starts, it also stops — on normal exit, on an exception and on Ctrl-C.
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from infra.local_s3 import start_s3_server
 from infra.model_server import start_model_server
 from infra.prefect_server import prefect_session
 from infra.prefect_worker import start_worker
-from infra.s3_identities import create_identities
+from infra.s3_identities import add_serving_identity, create_identities
 from tasks.decisions.routing import ServeOptions
 from tasks.s3 import connect
 from tasks.settings import get_settings
@@ -33,6 +34,8 @@ class LocalStack:
     serving_url: str | None
     runtime_dir: Path
     logs: dict[str, Path]
+    # Start a model server for another model (after its configuration is stored); its URL.
+    add_model_server: Callable[[str], str] | None = field(default=None, repr=False)
 
 
 @contextmanager
@@ -62,11 +65,16 @@ def local_stack(
     worker: bool = True,
     serve_options: ServeOptions | None = None,
 ) -> Iterator[LocalStack]:
-    """Start what is missing, point this process at it, and stop it all on the way out."""
+    """Start what is missing, point this process at it, and stop it all on the way out.
+
+    `LocalStack.add_model_server(name)` starts a model server for another model (with a serving
+    identity of its own when the stack started S3), recorded where `mlops serve` records one, so
+    the worker's flow runs of that model drive its server; it is stopped with the stack."""
     runtime_dir.mkdir(parents=True, exist_ok=True)
     logs: dict[str, Path] = {}
     with ExitStack() as stack:
         serving_env: dict[str, str] = {}
+        s3 = None
         if not os.environ.get("MLOPS_S3_ENDPOINT"):
             s3 = start_s3_server("seaweedfs")
             stack.callback(s3.stop)
@@ -97,6 +105,18 @@ def local_stack(
             # (deploy, canary analysis, guard, rollback of any model) find its own server there.
             records = {"MLOPS_SERVING_RECORDS": str(runtime_dir / "serving")}
             stack.enter_context(environment(records))
+
+        def add_model_server(name: str) -> str:
+            identity = {} if s3 is None else add_serving_identity(s3, name, settings.bucket).env()
+            options = serve_options or ServeOptions(log_flush_seconds=1.0)
+            server = start_model_server({**os.environ, **identity}, name, options=options)
+            stack.callback(server.stop)
+            record = Path(os.environ["MLOPS_SERVING_RECORDS"]) / f"{name}.json"
+            write_serving_record(record, server.process.pid, server.url)
+            stack.callback(record.unlink, missing_ok=True)
+            logs[f"model server {name}"] = server.log_path
+            return server.url
+
         if worker:
             from deployments.setup import LOCAL_POOL, setup
 
@@ -110,4 +130,11 @@ def local_stack(
             serving_url=serving_url,
             runtime_dir=runtime_dir,
             logs=logs,
+            add_model_server=add_model_server,
         )
+
+
+def write_serving_record(path: Path, pid: int, url: str) -> None:
+    """Record where a model's server listens (tasks/release/target.py reads the URL)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"pid": pid, "url": url}))

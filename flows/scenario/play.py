@@ -13,9 +13,16 @@ from dataclasses import dataclass, field
 
 from prefect.deployments import run_deployment
 
-from flows.scenario.own_data import USER_MODEL, publish_user_model
+from flows.scenario.own_data import (
+    CLASSIFIER_MODEL,
+    USER_MODEL,
+    publish_classifier,
+    publish_user_model,
+)
 from flows.scenario.world import ScenarioFailed, World
 from infra.traffic import Traffic
+from tasks.registry.versions import open_registry
+from tasks.settings import get_settings
 
 
 @dataclass
@@ -149,3 +156,23 @@ def _play_drift_and_bad_model(scenario: Scenario, users: Traffic) -> None:
         )
 
     scenario.step("a second model from a user's CSV", second_model)
+
+    def classifier() -> str:
+        uri, rows = publish_classifier()
+        if w.add_model_server is None:
+            raise ScenarioFailed("the stack cannot start a model server for another model")
+        url = w.add_model_server(CLASSIFIER_MODEL)
+        _run("retrain/retrain", {"data": uri, "model_name": CLASSIFIER_MODEL,
+                                 "reason": "a user's classifier"})  # fmt: skip
+        scenario.wait(f"{CLASSIFIER_MODEL} v1 on its own server", lambda: w.serves(url, 1))
+        answer = w.ask(url, CLASSIFIER_MODEL, rows)
+        metrics = open_registry(get_settings(model_name=CLASSIFIER_MODEL)).manifest(1).metrics
+        first = dict(zip(answer["classes"], answer["probabilities"][0], strict=True))
+        return (
+            f"{CLASSIFIER_MODEL}: class task inferred, v1 (holdout log loss"
+            f" {metrics['log_loss']:.3f}, accuracy {metrics['accuracy']:.3f}) → deploy (event) →"
+            f" its own model server {url} → {answer['predictions']}, row 1"
+            f" {', '.join(f'P({c})={p:.2f}' for c, p in first.items())}"
+        )
+
+    scenario.step("a classifier from a user's CSV, served beside", classifier)

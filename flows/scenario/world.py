@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import io
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -40,10 +40,17 @@ class World:
     serving_url: str
     rows: int = 4000
     traffic_reports: list[TrafficReport] = field(default_factory=list)
+    # The stack's way to start another model's server (LocalStack.add_model_server).
+    add_model_server: Callable[[str], str] | None = None
 
     @classmethod
-    def from_environment(cls, serving_url: str, rows: int = 4000) -> World:
-        return cls(get_settings(), serving_url, rows)
+    def from_environment(
+        cls,
+        serving_url: str,
+        rows: int = 4000,
+        add_model_server: Callable[[str], str] | None = None,
+    ) -> World:
+        return cls(get_settings(), serving_url, rows, add_model_server=add_model_server)
 
     @property
     def model(self) -> str:
@@ -78,6 +85,24 @@ class World:
 
     def served(self) -> dict:
         return httpx.get(f"{self.serving_url}/mlops/v1/routing", timeout=10).json()["routing"]
+
+    @staticmethod
+    def serves(url: str, version: int) -> bool:
+        """Whether the model server at `url` serves `version` as its stable version."""
+        return (
+            httpx.get(f"{url}/mlops/v1/routing", timeout=10).json()["routing"]["stable_version"]
+            == version
+        )
+
+    @staticmethod
+    def ask(url: str, model: str, rows: list[dict]) -> dict:
+        """A user's V1 request to `model`'s server; its answer."""
+        answer = httpx.post(
+            f"{url}/v1/models/{model}:predict", json={"instances": rows}, timeout=30
+        )
+        if answer.status_code != 200:
+            raise ScenarioFailed(f"{model} answered {answer.status_code}: {answer.text[:200]}")
+        return answer.json()
 
     def champion_served(self, version: int) -> bool:
         routing = self.served()

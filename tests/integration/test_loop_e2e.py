@@ -14,7 +14,7 @@ import pytest
 from prefect import get_client
 from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterName
 
-from flows.scenario.own_data import USER_MODEL
+from flows.scenario.own_data import CLASSIFIER_MODEL, USER_MODEL
 from flows.scenario.play import Scenario, play
 from flows.scenario.world import World
 from infra.local_stack import local_stack
@@ -47,16 +47,20 @@ def leaves_nothing_registered(prefect_server) -> Iterator[None]:
 
 
 def test_drift_retrain_canary_promotion_bad_model_rollback_and_guard(
-    flow_env: Settings, tmp_path: Path, leaves_nothing_registered
+    flow_env: Settings, tmp_path: Path, leaves_nothing_registered, monkeypatch
 ) -> None:
+    # A bucket of its own, as the main job has: drift-daily checks every model in the registry
+    # with a champion, and the session's bucket holds every other test's models.
+    monkeypatch.setenv("MLOPS_BUCKET", f"loop-{flow_env.model_name.removeprefix('m-')}")
     with local_stack(runtime_dir=tmp_path) as stack:
-        scenario = Scenario(World.from_environment(stack.serving_url, rows=3000), timeout_s=240)
+        world = World.from_environment(stack.serving_url, 3000, stack.add_model_server)
+        scenario = Scenario(world, timeout_s=240)
         play(scenario)
         world = scenario.world
         registry = world.registry
         routing = world.served()
 
-    assert [step.ok for step in scenario.steps] == [True] * 8
+    assert [step.ok for step in scenario.steps] == [True] * 9
     # A burst of five drift events started exactly one retrain, and no other run at all.
     drift_runs = [
         r
@@ -95,3 +99,11 @@ def test_drift_retrain_canary_promotion_bad_model_rollback_and_guard(
     assert [r.state.name for r in runs_of("ci-checks", USER_MODEL)] == ["Completed"]
     stored = read_config(open_registry(get_settings(model_name=USER_MODEL)))
     assert stored.contract.target.name == "target" and len(stored.contract.columns) == 10
+    # A classifier from a user's CSV, deployed by the registered event to a server of its own
+    # (found by its record), while the house-price server kept its champion.
+    classifier = open_registry(get_settings(model_name=CLASSIFIER_MODEL))
+    assert classifier.aliases() == {"champion": 1}
+    assert classifier.manifest(1).classes == ["benign", "malignant"]
+    (deployed,) = runs_of("deploy", CLASSIFIER_MODEL)
+    assert deployed.created_by.type == "AUTOMATION" and deployed.state.name == "Completed"
+    assert "P(benign)=" in scenario.steps[-1].detail and routing["stable_version"] == 2
