@@ -137,7 +137,7 @@ def test_a_classifier_is_served_canaried_rolled_back_and_drift_checked_on_the_st
         # The same data again: a canary, judged on labelled traffic by log loss, promoted.
         with users(seed=2) as traffic:
             code = cli_main(["train", "--name", name, "--data", "data.csv", "--percent", "50",
-                             "--max-wait-s", "150"])  # fmt: skip
+                             "--max-wait-s", "300"])  # fmt: skip
         out = capsys.readouterr().out
         assert code == 0 and "registered v2" in out, out
         assert "promote:" in out and "log loss" in out, out
@@ -148,7 +148,7 @@ def test_a_classifier_is_served_canaried_rolled_back_and_drift_checked_on_the_st
         guesser = register_a_guesser(registry, frame, classes)
         assert deploy(version=guesser, percent=50, model_name=name, reason="test") == "canary"
         with users(seed=3):
-            record = canary_analysis(model_name=name, max_wait_s=150)
+            record = canary_analysis(model_name=name, max_wait_s=300)
         verdict = record.verdict
         assert verdict.action == "rollback" and verdict.basis == "evidence", verdict.reasons
         assert record.canary.loss_name == "log loss" and record.canary.losses.n > 0
