@@ -101,7 +101,9 @@ class GatePolicy(BaseModel):
     )
     min_slice_rows: int = Field(30, ge=1, description="slices smaller than this are not judged")
     invariance_tolerance: float = Field(
-        0.05, ge=0, description="largest mean relative price change an irrelevant edit may cause"
+        0.05,
+        ge=0,
+        description="mean relative change in predictions an irrelevant edit may cause, at most",
     )
 
 

@@ -142,13 +142,16 @@ class RoutedModel(Model):
 
     def _load_version(self, version: int) -> LoadedVersion:
         manifest, model = self.registry.load(version)  # raises IntegrityError on a sha256 mismatch
-        classes = self._classes_of(manifest)
+        try:
+            classes = self._classes_of(manifest)
+            specs = feature_specs(manifest.features, self.contract)
+        except ValueError as error:
+            raise ValueError(f"{error}{self._contract_hint(manifest)}") from error
         if self._features is not None and manifest.features != self._features:
             raise ValueError(
                 f"features {manifest.features} differ from the served {self._features}; "
                 "serve it from a new server"
             )
-        specs = feature_specs(manifest.features, self.contract)
         probe = probe_rows(specs)
         reason = answer_rows(model, probe, manifest.features, classes).problem(len(probe))
         if reason:
@@ -157,6 +160,18 @@ class RoutedModel(Model):
         if self.log_writer is not None:
             self.log_writer.features = self._features
         return LoadedVersion(manifest, model, classes)
+
+    def _contract_hint(self, manifest: Manifest) -> str:
+        """Why a version may not fit: the server read its contract once, when it started; one
+        started before the model's configuration was registered holds the default contract."""
+        trained_on = manifest.contract.get("name")
+        if trained_on in (None, self.contract.name):
+            return ""
+        return (
+            f" (v{manifest.version} was trained under contract {trained_on!r}; this server read"
+            f" {self.contract.name!r} when it started: restart it once {self.name}'s"
+            " configuration is registered)"
+        )
 
     def _classes_of(self, manifest: Manifest) -> tuple[str, ...] | None:
         """A classifier's classes, which must be the served contract's (every version answers

@@ -23,13 +23,14 @@ from sklearn.datasets import load_breast_cancer
 from flows.ci_checks import ci_checks
 from flows.cli import main as cli_main
 from flows.retrain import retrain
+from tasks.data.contract import load_contract
 from tasks.decisions.routing import Routing, ServeOptions
 from tasks.modelserver.log_writer import records_frame
-from tasks.modelserver.model import RoutedModel
+from tasks.modelserver.model import RoutedModel, RoutingRefused
 from tasks.registry.configs import read_config
 from tasks.registry.versions import open_registry
 from tasks.release.window import scoring_for, version_evidence
-from tasks.settings import Settings
+from tasks.settings import DEFAULT_CONTRACT, Settings
 
 pytestmark = pytest.mark.integration
 CLASSES = ["benign", "malignant"]
@@ -76,6 +77,13 @@ def test_a_classifier_is_checked_registered_compared_and_served(
     second = retrain(data=str(cancer_csv), model_name=name, reason="same data again")
     assert second.parent == first.version  # judged against the champion, and not refused
     assert second.metrics["log_loss"] == first.metrics["log_loss"]  # same data, same seed
+
+    # A server that read the default contract (started before the configuration was
+    # registered) refuses the version, and says why and what to do.
+    stale = RoutedModel(registry, load_contract(DEFAULT_CONTRACT), ServeOptions(log_requests=False))
+    with pytest.raises(RoutingRefused, match=r"trained under contract '.+'; this server read"
+                       r" 'house-prices' when it started: restart it once"):  # fmt: skip
+        stale.apply_routing(Routing(stable_version=first.version))
 
     server = RoutedModel(registry, contract, ServeOptions(log_requests=False))
     server.apply_routing(Routing(stable_version=first.version))
