@@ -52,7 +52,7 @@ def test_setup_twice_leaves_one_of_each(registered: SetupReport) -> None:
     owned = [ROLLBACK_ON_FAILED_ANALYSIS, ROLLBACK_ON_LIVE_FAILURE]
     assert all(automations[name] == 1 for name in [*triggered, *owned])
     retrain = deployments["retrain"]
-    assert retrain.global_concurrency_limit.limit == 2  # two models at once, none lost
+    assert retrain.global_concurrency_limit.limit == 1  # one training at a time, none lost
     assert retrain.concurrency_options.collision_strategy.value == "ENQUEUE"
     analysis = deployments["canary-analysis"]  # one per model: its lease; several models at once
     assert analysis.global_concurrency_limit.limit == 4

@@ -1,8 +1,8 @@
 """Concurrency: a burst of drift alerts for one model must start exactly one retrain.
 
 Real SeaweedFS, the session's real Prefect server with the retrain deployment of prefect.yaml
-(its drift trigger, one firing per model per 120 s; its concurrency limit: 2, ENQUEUE, so
-another model's retrain is never lost), a real process worker.
+(its drift trigger, one firing per model per 120 s; its concurrency limit: 1, ENQUEUE, so
+another model's retrain waits and is never lost), a real process worker.
 """
 
 from __future__ import annotations
@@ -70,7 +70,7 @@ def test_ten_drift_events_start_one_retrain(
         f"{BURST} drift events in a few seconds",
         done=f"{BURST} `mlops.drift.detected` events for one model emitted in {burst_s:.1f}s to "
         "a Prefect server with the retrain deployment (drift trigger firing once per model "
-        "per 120 s window; concurrency limit 2, ENQUEUE) and a process worker",
+        "per 120 s window; concurrency limit 1, ENQUEUE) and a process worker",
         expected="the burst collapses before runs are created: one retrain run, completed, no "
         "cancelled noise in the UI; the registry gets one new version",
         observed=f"{len(runs)} runs created by the automation, ended {dict(states)} within "
