@@ -9,6 +9,7 @@ tasks/modelserver/app.py, what each request logs in tasks/modelserver/request_lo
 
 from __future__ import annotations
 
+import logging
 import os
 import random
 import threading
@@ -42,6 +43,8 @@ from tasks.modelserver.log_writer import ServingLogWriter
 from tasks.modelserver.request_log import ServedRequest, request_id, writer_stats
 from tasks.modelserver.stats import VersionStats
 from tasks.registry.versions import Manifest, ModelRegistry
+
+LOG = logging.getLogger(__name__)
 
 __all__ = ["LocalServingTarget", "RoutedModel", "RoutingRefused", "RoutingState", "predict_rows"]
 
@@ -146,7 +149,10 @@ class RoutedModel(Model):
             classes = self._classes_of(manifest)
             specs = feature_specs(manifest.features, self.contract)
         except ValueError as error:
-            raise ValueError(f"{error}{self._contract_hint(manifest)}") from error
+            if not self._adopt_stored_contract():
+                raise ValueError(f"{error}{self._contract_hint(manifest)}") from error
+            classes = self._classes_of(manifest)
+            specs = feature_specs(manifest.features, self.contract)
         if self._features is not None and manifest.features != self._features:
             raise ValueError(
                 f"features {manifest.features} differ from the served {self._features}; "
@@ -160,6 +166,21 @@ class RoutedModel(Model):
         if self.log_writer is not None:
             self.log_writer.features = self._features
         return LoadedVersion(manifest, model, classes)
+
+    def _adopt_stored_contract(self) -> bool:
+        """While nothing is served, take the model's stored contract if it differs from the one
+        read at start (a server started before `mlops init --register`); whether it did."""
+        if self._served.versions or self._features is not None:
+            return False  # requests are answered under the contract in force: restart instead
+        from tasks.registry.configs import read_config
+
+        stored = read_config(self.registry)
+        if stored is None or stored.contract.digest() == self.contract.digest():
+            return False
+        LOG.warning("%s: serving under its stored contract %r, registered after this server"
+                    " started (it read %r)", self.name, stored.contract.name, self.contract.name)  # fmt: skip
+        self.contract = stored.contract
+        return True
 
     def _contract_hint(self, manifest: Manifest) -> str:
         """Why a version may not fit: the server read its contract once, when it started; one
