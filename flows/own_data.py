@@ -15,7 +15,6 @@ server each, one registry prefix each, one configuration each.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import time
 from pathlib import Path
@@ -72,11 +71,15 @@ def train(arguments: argparse.Namespace) -> int:
     from flows.deploy import deploy
     from flows.retrain import retrain
     from tasks.registry.versions import Manifest
+    from tasks.release.target import local_server_url
+    from tasks.settings import get_settings
 
     name = arguments.name
-    record = serving_record(name)
-    if record.exists():
-        os.environ["MLOPS_SERVING_URL"] = json.loads(record.read_text())["url"]
+    records = serving_record(name).parent  # its own server, if `mlops serve` recorded one
+    settings = get_settings(model_name=name, serving_records=records)
+    url = local_server_url(settings)
+    if url != settings.serving_url:  # the flows below build their settings from the environment
+        os.environ["MLOPS_SERVING_URL"] = url
     print(f"[1/3] retrain {name} on {arguments.data}: check the data, train, gate, register …")
     start = time.monotonic()
     try:
@@ -90,9 +93,7 @@ def train(arguments: argparse.Namespace) -> int:
     print(
         f"      registered v{result.version} in {time.monotonic() - start:.1f}s: {result.metrics}"
     )
-    print(
-        f"[2/3] deploy v{result.version} to {os.environ.get('MLOPS_SERVING_URL', 'the server')} …"
-    )
+    print(f"[2/3] deploy v{result.version} to {url} …")
     kind = deploy(version=result.version, percent=arguments.percent, model_name=name,
                   reason="mlops train")  # fmt: skip
     print(f"      {kind}")

@@ -6,7 +6,7 @@ import difflib
 import json
 import logging
 import os
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from contextvars import ContextVar
 from pathlib import Path
 from typing import Any, Literal, get_args
@@ -21,6 +21,7 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from tasks.decisions.canary import CanaryPolicy
@@ -289,20 +290,25 @@ def known_variables() -> set[str]:
     names = {f"MLOPS_{name.upper()}" for name in Settings.model_fields if name not in _POLICIES}
     names |= {f"MLOPS_{name.upper()}" for name in LEGACY_NAMES}
     for policy, model in _POLICIES.items():
-        names |= _field_paths(model, f"MLOPS_{policy.upper()}")
+        names |= {_variable(key) for key, _, _ in _policy_fields(model, policy)}
     return names
 
 
-def _field_paths(model: type[BaseModel], prefix: str) -> set[str]:
-    """`prefix`__FIELD for each of `model`'s fields, and the fields of its nested models below."""
-    paths = set()
+def _policy_fields(model: type[BaseModel], path: str) -> Iterator[tuple[str, FieldInfo, bool]]:
+    """Every field of `model` as (its dotted key, the field, whether it is a nested section),
+    a section's own fields following it, at any depth."""
     for name, field in model.model_fields.items():
-        path = f"{prefix}__{name.upper()}"
-        paths.add(path)
+        key = f"{path}.{name}"
         nested = _nested_model(field.annotation)
-        if nested is not None and nested is not model:
-            paths |= _field_paths(nested, path)
-    return paths
+        section = nested is not None and nested is not model
+        yield key, field, section
+        if section:
+            yield from _policy_fields(nested, key)
+
+
+def _variable(key: str) -> str:
+    """The environment variable of a dotted policy key (training.search.cv: MLOPS_TRAINING__SEARCH__CV)."""
+    return "MLOPS_" + key.upper().replace(".", "__")
 
 
 def _nested_model(annotation: Any) -> type[BaseModel] | None:
@@ -318,26 +324,17 @@ def policy_reference() -> str:
     configuration file, its variable, its default and description, read from the policies."""
     rows = ["| key | variable | default | meaning |", "|---|---|---|---|"]
     for policy, model in _POLICIES.items():
-        rows += _reference_rows(model, policy, RUN_DEFAULTS.get(policy, {}))
+        run_defaults = RUN_DEFAULTS.get(policy, {})
+        for key, field, section in _policy_fields(model, policy):
+            if section:
+                continue  # its fields have rows of their own
+            shown = f"`{json.dumps(field.get_default(call_default_factory=True), default=str)}`"
+            name = key.removeprefix(f"{policy}.")  # a run's defaults are top-level fields
+            if name in run_defaults:
+                shown += f" (a flow run's: `{json.dumps(run_defaults[name])}`)"
+            meaning = (field.description or "").replace("|", "\\|")
+            rows.append(f"| `{key}` | `{_variable(key)}` | {shown} | {meaning} |")
     return "\n".join(rows) + "\n"
-
-
-def _reference_rows(model: type[BaseModel], path: str, run_defaults: Mapping[str, Any]) -> list:
-    rows = []
-    for name, field in model.model_fields.items():
-        key = f"{path}.{name}"
-        nested = _nested_model(field.annotation)
-        if nested is not None and nested is not model:
-            rows += _reference_rows(nested, key, {})
-            continue
-        default = field.get_default(call_default_factory=True)
-        shown = f"`{json.dumps(default, default=str)}`"
-        if name in run_defaults:
-            shown += f" (a flow run's: `{json.dumps(run_defaults[name])}`)"
-        variable = "MLOPS_" + key.upper().replace(".", "__")
-        meaning = (field.description or "").replace("|", "\\|")
-        rows.append(f"| `{key}` | `{variable}` | {shown} | {meaning} |")
-    return rows
 
 
 def unknown_variables(environ: Mapping[str, str]) -> dict[str, str | None]:

@@ -83,16 +83,14 @@ class World:
         self.store.put_bytes(key, buffer.getvalue().encode(), "text/csv")
         return f"s3://{self.settings.bucket}/{key}"
 
-    def served(self) -> dict:
-        return httpx.get(f"{self.serving_url}/mlops/v1/routing", timeout=10).json()["routing"]
+    def served(self, url: str | None = None) -> dict:
+        """The routing of the model server at `url` (default: the house-price one)."""
+        url = url or self.serving_url
+        return httpx.get(f"{url}/mlops/v1/routing", timeout=10).json()["routing"]
 
-    @staticmethod
-    def serves(url: str, version: int) -> bool:
+    def serves(self, url: str, version: int) -> bool:
         """Whether the model server at `url` serves `version` as its stable version."""
-        return (
-            httpx.get(f"{url}/mlops/v1/routing", timeout=10).json()["routing"]["stable_version"]
-            == version
-        )
+        return self.served(url)["stable_version"] == version
 
     @staticmethod
     def ask(url: str, model: str, rows: list[dict]) -> dict:

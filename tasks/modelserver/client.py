@@ -31,7 +31,7 @@ class LocalServingTarget:
     # -- the protocol ------------------------------------------------------------------------
     def deploy_stable(self, manifest: Manifest) -> ServingState:
         self._check(manifest)
-        self._routing()  # this model's server?
+        self._served()  # refused here if the server serves another model
         return self._put(Routing(stable_version=manifest.version))
 
     def start_canary(self, manifest: Manifest, percent: int) -> ServingState:

@@ -79,14 +79,14 @@ def class_labels(frame: pd.DataFrame, contract: DataContract) -> np.ndarray:
     if missing:
         raise ClassLabelError(f"target column {target!r} has {missing} rows without a class")
     labels = class_text(frame[target]).to_numpy()
-    classes = list(contract.classes or ())
-    unknown = sorted(set(labels) - set(classes))
+    classes, present = list(contract.classes or ()), set(labels)
+    unknown = sorted(present - set(classes))
     if unknown:
         raise ClassLabelError(
             f"target column {target!r} holds {unknown[:5]}, not among the contract's classes"
             f" {classes}"
         )
-    absent = [label for label in classes if label not in set(labels)]
+    absent = [label for label in classes if label not in present]
     if absent:  # the model could never answer them, and the model server would refuse it
         raise ClassLabelError(
             f"class(es) {absent} of the contract have no training rows in {target!r}: a model"
