@@ -15,9 +15,10 @@ from tasks.release.target import open_target
 from tasks.runs import run_name
 from tasks.settings import get_settings
 
-# How long a second analysis of the same model waits for the first before it stands down: long
-# enough for two started together to settle which one watches, far shorter than any window.
-SOLE_ANALYSIS_WAIT_S = 15.0
+# How long a second analysis of the same model waits for the first before it stands down: longer
+# than a lease's 20 s life, so the claim of a holder that died has expired by then and only a
+# live analysis (which renews its claim) makes another stand down; far shorter than any window.
+SOLE_ANALYSIS_WAIT_S = 30.0
 
 
 @flow(name="canary-analysis", flow_run_name=run_name("canary-analysis"))
